@@ -1,0 +1,1 @@
+"""The durable runtime and everything the other apps share."""

@@ -1,0 +1,1 @@
+"""Secrets, redaction, audit, budgets, rate limits and the egress policy."""

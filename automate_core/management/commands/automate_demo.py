@@ -1,0 +1,51 @@
+"""Create the demo tenant, an admin user and an API key; secrets are printed once."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
+
+
+class Command(BaseCommand):
+    help = "Create (once) a demo tenant, an 'admin' superuser and an API key."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            tenant, _ = Tenant.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
+            password = self._ensure_admin(tenant)
+            raw_key = self._ensure_key(tenant)
+        out = self.stdout
+        if password:
+            out.write(self.style.SUCCESS(f"Admin user: admin / {password}  (shown once)"))
+        else:
+            out.write(
+                "Admin user 'admin' exists (change its password: manage.py changepassword admin)"
+            )
+        if raw_key:
+            out.write(self.style.SUCCESS(f"Demo API key: {raw_key}  (shown once)"))
+        else:
+            out.write("Demo API key exists (issue another in the admin or POST /api/v1/api-keys)")
+
+    def _ensure_admin(self, tenant: Tenant) -> str | None:
+        User = get_user_model()
+        user = User.objects.filter(username="admin").first()
+        password = None
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = User.objects.create_superuser("admin", "admin@example.com", password)
+        TenantMembership.objects.get_or_create(
+            tenant=tenant, user=user, defaults={"role": TenantMembership.Role.OWNER}
+        )
+        return password
+
+    def _ensure_key(self, tenant: Tenant) -> str | None:
+        if APIKey.objects.for_tenant(tenant).filter(name="demo").exists():
+            return None
+        _, raw = APIKey.issue(tenant=tenant, name="demo")
+        return raw

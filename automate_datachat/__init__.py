@@ -1,0 +1,1 @@
+"""Data chat: model registry, SQL guard, read-only executor, NL to SQL."""

@@ -1,0 +1,1 @@
+"""LLM gateway: providers, versioned prompts, metering and AI workflow steps."""

@@ -1,0 +1,1 @@
+"""Modal GPU jobs: endpoints, jobs, backends and the GPU workflow step."""

@@ -1,0 +1,11 @@
+"""Celery app wired to Redis: the distributed executor for outbox jobs."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automate_site.settings")
+
+app = Celery("automate_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

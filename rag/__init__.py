@@ -1,0 +1,1 @@
+"""Retrieval-augmented generation: sources, embeddings, hybrid pgvector index, query API."""

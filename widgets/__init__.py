@@ -1,0 +1,1 @@
+"""The embeddable chat widget: source, build and the endpoints it talks to."""
