@@ -33,7 +33,8 @@ class APIKeyAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: APIKey, form: Any, change: bool) -> None:
         if not change:
             raw = obj.assign_secret()
-            obj.created_by = request.user
+            if request.user.is_authenticated:
+                obj.created_by = request.user
             super().save_model(request, obj, form, change)
             messages.warning(request, f"New API key (copy it now, it is not shown again): {raw}")
             return

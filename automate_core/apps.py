@@ -5,3 +5,8 @@ class AutomateCoreConfig(AppConfig):
     name = "automate_core"
     verbose_name = "Automate"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from automate_core.api.tracing import install_log_record_factory
+
+        install_log_record_factory()

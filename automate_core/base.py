@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.conf import settings
 from django.db import models, transaction
@@ -83,7 +83,7 @@ class AuditableModel(models.Model):
 
 
 class SoftDeleteQuerySet(TenantQuerySet):
-    def delete(self) -> tuple[int, dict[str, int]]:  # type: ignore[override]
+    def delete(self) -> tuple[int, dict[str, int]]:
         count = self.update(deleted_at=timezone.now())
         return count, {self.model._meta.label: count}
 
@@ -144,7 +144,7 @@ class SluggedModel(models.Model):
     def _unique_slug(self, base: str) -> str:
         siblings = type(self)._base_manager.exclude(pk=self.pk)
         if hasattr(self, "tenant_id"):
-            siblings = siblings.filter(tenant_id=self.tenant_id)
+            siblings = siblings.filter(**{"tenant_id": self.tenant_id})
         taken = set(siblings.filter(slug__startswith=base).values_list("slug", flat=True))
         candidate, n = base, 1
         while candidate in taken:
@@ -167,7 +167,8 @@ class StatusQuerySet(models.QuerySet):
         return self.filter(status__in=statuses)
 
     def active(self) -> StatusQuerySet:
-        return self.filter(status__in=self.model.ACTIVE_STATUSES)
+        model = cast("type[StatusModel]", self.model)
+        return self.filter(status__in=model.ACTIVE_STATUSES)
 
 
 class StatusModel(models.Model):
@@ -268,7 +269,7 @@ class OrderedModel(models.Model):
     def _siblings(self) -> models.QuerySet:
         scope = {}
         for name in self.ORDER_SCOPE:
-            attname = self._meta.get_field(name).attname  # tenant -> tenant_id
+            attname = cast(models.Field, self._meta.get_field(name)).attname  # tenant -> tenant_id
             scope[attname] = getattr(self, attname)
         return type(self)._base_manager.filter(**scope)
 

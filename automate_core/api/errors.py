@@ -8,6 +8,7 @@ message; the traceback goes to the log under the same trace_id, never to the cli
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -81,9 +82,11 @@ def _api_exception_response(exc: exceptions.APIException) -> Response:
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
     else:
         message = str(exc.detail)
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        headers["Retry-After"] = str(int(exc.wait + 0.999))
-        details = {"retry_after_seconds": int(exc.wait + 0.999)}
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        seconds = math.ceil(wait)
+        headers["Retry-After"] = str(seconds)
+        details = {"retry_after_seconds": seconds}
     # DRF's APIView already chose 401 vs 403 and put the challenge on the exception.
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:

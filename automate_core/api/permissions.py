@@ -19,7 +19,7 @@ def request_tenant(request: Request) -> Tenant | None:
     ``X-Tenant`` header (slug) if they are a member, else for their only tenant.
     """
     if hasattr(request, "_automate_tenant"):
-        return request._automate_tenant  # type: ignore[no-any-return]
+        return request._automate_tenant
     tenant: Tenant | None = None
     if isinstance(request.auth, APIKey):
         tenant = request.auth.tenant

@@ -81,9 +81,16 @@ class TraceIdMiddleware:
         return response
 
 
-class TraceIdLogFilter(logging.Filter):
-    """Puts ``record.trace_id`` on every record ('-' outside a trace)."""
+def install_log_record_factory() -> None:
+    """Give every log record a ``trace_id`` ('-' outside a trace), whatever handler sees it."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "adds_trace_id", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
         record.trace_id = current_trace_id() or "-"
-        return True
+        return record
+
+    factory.adds_trace_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

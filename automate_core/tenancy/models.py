@@ -12,7 +12,7 @@ import fnmatch
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -76,6 +76,9 @@ class APIKeyQuerySet(TenantQuerySet):
         )
 
 
+APIKeyManager = models.Manager.from_queryset(APIKeyQuerySet)
+
+
 class APIKey(UUIDModel, TimeStampedModel, TenantScopedModel):
     name = models.CharField(max_length=200)
     prefix = models.CharField(
@@ -95,7 +98,7 @@ class APIKey(UUIDModel, TimeStampedModel, TenantScopedModel):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = models.Manager.from_queryset(APIKeyQuerySet)()
+    objects: ClassVar[APIKeyManager] = APIKeyManager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -19,7 +19,9 @@ class Note(UUIDModel, TimeStampedModel, TenantScopedModel, AuditableModel):
     title = models.CharField(max_length=100)
 
 
-class Document(SoftDeleteModel, TenantScopedModel, SluggedModel, MetadataModel, TimeStampedModel):
+class Document(  # type: ignore[misc]  # SoftDeleteManager also offers for_tenant()
+    SoftDeleteModel, TenantScopedModel, SluggedModel, MetadataModel, TimeStampedModel
+):
     pass
 
 
