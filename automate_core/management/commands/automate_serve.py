@@ -26,4 +26,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Serving {base}  admin: {base}/admin/  API docs: {base}/api/docs/")
         )
-        uvicorn.run("automate_site.asgi:application", host=host, port=port, log_level="info")
+        uvicorn.run(
+            "automate_site.asgi:application", host=host, port=port, log_level="info", lifespan="off"
+        )
