@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -26,6 +27,5 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Serving {base}  admin: {base}/admin/  API docs: {base}/api/docs/")
         )
-        uvicorn.run(
-            "automate_site.asgi:application", host=host, port=port, log_level="info", lifespan="off"
-        )
+        module, _, attr = settings.ASGI_APPLICATION.rpartition(".")
+        uvicorn.run(f"{module}:{attr}", host=host, port=port, log_level="info", lifespan="off")
