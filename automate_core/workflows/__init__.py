@@ -1,0 +1,1 @@
+"""Workflows: the code-first API, JSON graph versions, one compiled form and the engine."""
