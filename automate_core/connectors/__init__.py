@@ -1,0 +1,1 @@
+"""Connectors: the ConnectorAdapter contract, the entry-point registry and built-ins."""
