@@ -80,5 +80,52 @@ automate_settings = AppSettings(
         "API_KEY_TOUCH_SECONDS": 60,
         # Secrets backends tried in order when a SecretRef is resolved.
         "SECRETS_BACKENDS": ["env"],
+        # The env secrets backend reads {"$secret": "NAME"} from ${PREFIX}NAME only, so a
+        # workflow can never read DATABASE_URL or SECRET_KEY. "" exposes the whole environment.
+        "SECRETS_ENV_PREFIX": "AUTOMATE_SECRET_",
+        # Redaction: more sensitive key names (matched as a word suffix), key names never
+        # hidden, and extra regular expressions whose matches are hidden in any string.
+        "REDACTION_EXTRA_KEYS": [],
+        "REDACTION_SAFE_KEYS": [],
+        "REDACTION_EXTRA_PATTERNS": [],
+        # Rate limits: scope -> "100/min", overriding a view's own rate_limit.
+        "RATE_LIMITS": {},
+        # Cache alias (a django RedisCache) whose Redis holds the rate-limit windows.
+        "RATE_LIMIT_CACHE": "default",
+        "RATE_LIMIT_KEY_PREFIX": "automate:ratelimit",
+        # When Redis is unreachable: True lets requests through (logged), False refuses them.
+        "RATE_LIMIT_FAIL_OPEN": True,
+        # Outbox runtime (docs/runtime.md). Seconds unless the name says otherwise.
+        "OUTBOX_LEASE_SECONDS": 60,
+        "OUTBOX_BATCH_SIZE": 10,
+        "OUTBOX_WORKER_CONCURRENCY": 4,
+        # Idle workers re-check the table this often even without a NOTIFY.
+        "OUTBOX_POLL_INTERVAL_MS": 1000,
+        "OUTBOX_REAP_INTERVAL_SECONDS": 5,
+        "OUTBOX_MAX_ATTEMPTS": 10,
+        # Retry n waits min(BASE * 2**(n-1), MAX), shortened by up to JITTER (a fraction).
+        "OUTBOX_BACKOFF_BASE_SECONDS": 1.0,
+        "OUTBOX_BACKOFF_MAX_SECONDS": 3600.0,
+        "OUTBOX_BACKOFF_JITTER": 0.25,
+        # prune() deletes done jobs older than this; dead jobs too when set (None keeps them).
+        "OUTBOX_DONE_RETENTION_SECONDS": 7 * 24 * 3600,
+        "OUTBOX_DEAD_RETENTION_SECONDS": None,
+        "OUTBOX_PRUNE_INTERVAL_SECONDS": 3600,
+        "OUTBOX_NOTIFY_CHANNEL": "automate_outbox",
+        # Celery relay: leases cover the broker queue time; tasks heartbeat once running.
+        "OUTBOX_RELAY_LEASE_SECONDS": 300,
+        "OUTBOX_CELERY_QUEUE": None,
+        # Egress policy (automate_core.governance.egress, docs/governance.md "Egress policy").
+        # URL schemes outbound requests may use.
+        "EGRESS_SCHEMES": ["https", "http"],
+        # Host patterns any tenant may call ("api.openai.com", "*.stripe.com" = subdomains,
+        # not the apex); empty = any public host. A tenant's egress_allowlist narrows it further.
+        "EGRESS_ALLOWLIST": [],
+        # Allowed ports; None = any port except the Fetch standard's "bad ports" (22, 25, ...).
+        "EGRESS_PORTS": None,
+        # DANGEROUS: CIDRs ("10.1.2.0/24") or host patterns exempt from the refusal of private,
+        # loopback and link-local addresses. Cloud metadata addresses stay refused. Keep empty
+        # in production unless a connector must reach an internal service.
+        "EGRESS_ALLOW_PRIVATE": [],
     },
 )
