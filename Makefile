@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,embedded,celery,dev]'
+	$(PY) -m pip install --quiet -e '.[server,embedded,celery,dev,bench]'
 	touch $(STAMP)
 
 run: install
