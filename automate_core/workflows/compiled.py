@@ -1,0 +1,110 @@
+"""The one executable form of a workflow, whether written as code or as a JSON graph.
+
+The engine only ever sees a :class:`CompiledWorkflow`: a start step and steps that each take a
+:class:`StepCall` and return a :class:`StepResult` (an output to checkpoint and a transition).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from automate_core.workflows.flow import NO_RETRY, Retry, Transition
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """Everything a step may read. ``idempotency_key`` is stable across retries of the step."""
+
+    execution_id: str
+    step_id: str
+    attempt: int
+    idempotency_key: str
+    context: Any
+    event: Mapping[str, Any] | None = None
+    steps: Mapping[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None
+    tenant_id: Any = None
+
+    def scope(self) -> dict[str, Any]:
+        """The names step-input templates see."""
+        context = (
+            self.context.model_dump(mode="json")
+            if isinstance(self.context, BaseModel)
+            else self.context
+        )
+        return {"event": self.event or {}, "context": context, "steps": self.steps}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    output: Any = None
+    transition: Transition | None = None
+
+
+@dataclass(frozen=True)
+class CompiledStep:
+    id: str
+    run: Callable[[StepCall], StepResult]
+    retry: Retry = NO_RETRY
+    next: str | None = None  # where ``None`` from the step leads; None completes the run
+    kind: str = "code"
+
+
+@dataclass(frozen=True)
+class CompiledWorkflow:
+    name: str
+    version: str
+    start: str
+    steps: Mapping[str, CompiledStep]
+    context_model: type[BaseModel] | None = None
+    # Builds the initial context (a JSON dict) from the start kwargs and the triggering event.
+    initial_context: Callable[[Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]] = (
+        lambda kwargs, event: dict(kwargs)
+    )
+    event_name: str | None = None
+    offset_minutes: int = 0
+
+    def load_context(self, data: Mapping[str, Any]) -> Any:
+        """The context object a step works on: the pydantic model, or a plain dict."""
+        return self.context_model(**data) if self.context_model else dict(data)
+
+    def dump_context(self, context: Any) -> dict[str, Any]:
+        if isinstance(context, BaseModel):
+            return context.model_dump(mode="json")
+        return dict(context)
+
+    def merge_into_context(
+        self, data: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Signal payloads update only the context fields that exist; others are ignored."""
+        fields = set(self.context_model.model_fields) if self.context_model else set(data)
+        merged = {**data, **{k: v for k, v in payload.items() if k in fields}}
+        return self.dump_context(self.load_context(merged))
+
+
+_current_context: contextvars.ContextVar[Any] = contextvars.ContextVar("workflow_context")
+
+
+def get_context() -> Any:
+    """The running step's context. Changes made to it are saved when the step completes."""
+    try:
+        return _current_context.get()
+    except LookupError:
+        raise RuntimeError(
+            "get_context() is only available inside a running workflow step"
+        ) from None
+
+
+@contextmanager
+def bound_context(context: Any) -> Iterator[Any]:
+    token = _current_context.set(context)
+    try:
+        yield context
+    finally:
+        _current_context.reset(token)
