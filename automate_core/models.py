@@ -1,5 +1,23 @@
 """Models of the core app; each lives in the subpackage that owns it."""
 
+from automate_core.events.models import Event
+from automate_core.events.webhooks import WebhookSource
+from automate_core.executions.models import Execution, StepRun
+from automate_core.outbox.models import OutboxJob
+from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
+from automate_core.workflows.models import Automation, WorkflowVersion
 
-__all__ = ["APIKey", "Tenant", "TenantMembership"]
+__all__ = [
+    "APIKey",
+    "Automation",
+    "Event",
+    "Execution",
+    "OutboxJob",
+    "StepRun",
+    "Tenant",
+    "TenantMembership",
+    "Trigger",
+    "WebhookSource",
+    "WorkflowVersion",
+]

@@ -3,12 +3,17 @@
 from django.urls import path
 
 from automate_core.api.routers import OptionalSlashRouter
+from automate_core.api.runtime import EventViewSet, ExecutionViewSet, RuleDryRunView, WebhookView
 from automate_core.api.tenancy import APIKeyViewSet, CurrentTenantView
 
 router = OptionalSlashRouter()
 router.register("api-keys", APIKeyViewSet, basename="api-key")
+router.register("events", EventViewSet, basename="event")
+router.register("executions", ExecutionViewSet, basename="execution")
 
 urlpatterns = [
     path("tenant", CurrentTenantView.as_view(), name="current-tenant"),
+    path("webhooks/<slug:source>", WebhookView.as_view(), name="webhook"),
+    path("rules/dry-run", RuleDryRunView.as_view(), name="rule-dry-run"),
     *router.urls,
 ]

@@ -1,0 +1,1 @@
+"""Events: what happened, stored once, matched by rules to workflows."""

@@ -1,0 +1,1 @@
+"""Executions (runs of a workflow version) and their StepRuns."""

@@ -237,8 +237,12 @@ def _fail(node: Node, call: StepCall) -> StepResult:
 
 def _connector(node: Node, call: StepCall) -> StepResult:
     from automate_core.connectors.base import ConnectorContext, connector_class
+    from automate_core.governance.secrets import resolve_secrets
+    from automate_core.tenancy.models import Tenant
 
-    adapter = connector_class(node["connector"])(node.get("config") or {})
+    # SecretRefs are resolved only now, inside the step, and never written back to the graph.
+    tenant = Tenant.objects.filter(pk=call.tenant_id).first() if call.tenant_id else None
+    adapter = connector_class(node["connector"])(resolve_secrets(node.get("config") or {}, tenant))
     params = render_value(node.get("input") or {}, call.scope(), "input")
     result = adapter.execute(
         node["action"],

@@ -60,3 +60,38 @@ def test_demo_command_creates_tenant_admin_and_key_once(capsys):
     second = capsys.readouterr().out
     assert "dak_" not in second
     assert Tenant.objects.filter(slug="demo").count() == 1
+
+
+def test_admin_shows_runtime_models_and_the_step_timeline(admin_client, tenant):
+    from automate_core.testing.runtime import run_until_idle
+    from automate_core.workflows import engine
+
+    run = engine.start("three-steps", tenant=tenant)
+    run_until_idle()
+    for path in (
+        "event",
+        "execution",
+        "automation",
+        "workflowversion",
+        "trigger",
+        "webhooksource",
+        "outboxjob",
+    ):
+        assert admin_client.get(f"/admin/automate_core/{path}/").status_code == 200, path
+    page = admin_client.get(f"/admin/automate_core/execution/{run.pk}/change/").content.decode()
+    assert "three" in page and "completed" in page
+
+
+def test_admin_action_resumes_waiting_runs(admin_client, tenant):
+    from automate_core.executions.models import Execution
+    from automate_core.testing.runtime import run_until_idle
+    from automate_core.workflows import engine
+
+    run = engine.start("approval", tenant=tenant, user="a")
+    run_until_idle()
+    admin_client.post(
+        "/admin/automate_core/execution/",
+        {"action": "send_awaited_signal", "_selected_action": [str(run.pk)]},
+    )
+    run_until_idle()
+    assert Execution.objects.get(pk=run.pk).status == "completed"

@@ -1,0 +1,58 @@
+"""Which triggers an event fires, and a dry run that explains why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from automate_core.events.models import Event
+from automate_core.rules.jsonlogic import JSONLogicError, apply
+from automate_core.rules.models import Trigger
+
+
+def rule_scope(event_type: str, payload: Any, event: Event | None = None) -> dict[str, Any]:
+    """What a trigger condition sees: ``event`` (type, payload, source...) and ``payload``."""
+    scope_event = (
+        event.as_scope() if event is not None else {"type": event_type, "payload": payload}
+    )
+    return {"event": scope_event, "payload": payload}
+
+
+@dataclass(frozen=True)
+class TriggerVerdict:
+    trigger: Trigger
+    matched: bool
+    reason: str
+
+
+def evaluate(trigger: Trigger, scope: dict[str, Any]) -> TriggerVerdict:
+    if not trigger.is_enabled:
+        return TriggerVerdict(trigger, False, "trigger is disabled")
+    if trigger.condition in (None, {}, True):
+        return TriggerVerdict(trigger, True, "no condition")
+    try:
+        result = apply(trigger.condition, scope)
+    except JSONLogicError as exc:
+        return TriggerVerdict(trigger, False, f"condition raised {exc.type!r}")
+    if result:
+        return TriggerVerdict(trigger, True, "condition is true")
+    return TriggerVerdict(trigger, False, f"condition is false (evaluated to {result!r})")
+
+
+def dry_run(tenant: Any, event_type: str, payload: Any) -> list[TriggerVerdict]:
+    """Every trigger of ``tenant`` for ``event_type``, with whether it would start and why."""
+    scope = rule_scope(event_type, payload)
+    triggers = Trigger.objects.for_tenant(tenant).filter(event_type=event_type)
+    return [evaluate(t, scope) for t in triggers.select_related("automation", "version")]
+
+
+def matching_triggers(event: Event) -> list[Trigger]:
+    if event.tenant_id is None:
+        return []
+    scope = rule_scope(event.type, event.payload, event)
+    triggers = Trigger.objects.for_tenant(event.tenant_id).filter(
+        event_type=event.type, is_enabled=True
+    )
+    return [
+        t for t in triggers.select_related("automation", "version") if evaluate(t, scope).matched
+    ]

@@ -1,0 +1,35 @@
+"""Triggers (rule specs): an event type and a JSONLogic condition that start an automation."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from automate_core.base import TenantScopedModel, TimeStampedModel, UUIDModel
+
+
+class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
+    """When an event of ``event_type`` occurs and ``condition`` holds over
+    ``{"event": ..., "payload": ...}``, start ``automation`` on ``version`` (pinned) or on its
+    live version when ``version`` is empty."""
+
+    name = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=200, db_index=True)
+    condition = models.JSONField(null=True, blank=True, help_text="JSONLogic; empty = always.")
+    automation = models.ForeignKey(
+        "automate_core.Automation", on_delete=models.CASCADE, related_name="+"
+    )
+    version = models.ForeignKey(
+        "automate_core.WorkflowVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Pin a published version; empty follows the live version.",
+    )
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.event_type} -> {self.automation}"

@@ -1,0 +1,3 @@
+"""Outbox handlers of the core app; the worker imports every app's ``tasks`` module."""
+
+from automate_core.workflows import engine  # noqa: F401  registers workflow.* and event.* handlers

@@ -1,0 +1,482 @@
+"""The workflow engine: start runs, run their steps as outbox jobs, deliver signals and events.
+
+What is guaranteed:
+
+- ``start`` writes the Execution and its first job in the caller's transaction.
+- Each step visit runs as one outbox job, in the transaction that completes the job: the
+  StepRun checkpoint, the new context, the run's next state and the next job commit together or
+  not at all. A worker that lost its lease cannot commit any of it (fencing).
+- A StepRun is completed at most once; a redelivered or late job for a visit the run has moved
+  past does nothing. Steps are at-least-once (a crash mid-step re-runs it); side effects are
+  effectively-once through ``call.idempotency_key`` (``execution:step``, stable across retries).
+- Timers (sleep, wait timeouts, offsets) are jobs with a future ``available_at``: they live in
+  the database, not in a process.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
+
+from automate_core.api.tracing import current_trace_id, new_trace_id, trace
+from automate_core.errors import ConflictError, NotFoundError
+from automate_core.events.ingest import EVENT_JOB
+from automate_core.events.models import Event
+from automate_core.executions.models import Execution, StepRun
+from automate_core.outbox import store
+from automate_core.outbox.handlers import outbox_handler
+from automate_core.outbox.store import Lease
+from automate_core.rules.jsonlogic import apply as jsonlogic_apply
+from automate_core.workflows import registry
+from automate_core.workflows.compiled import CompiledWorkflow, StepCall
+from automate_core.workflows.flow import (
+    Complete,
+    Fail,
+    Goto,
+    Sleep,
+    Transition,
+    WaitEvent,
+    WaitSignal,
+    transition_to_dict,
+)
+from automate_core.workflows.graph import compile_graph
+from automate_core.workflows.models import Automation, WorkflowVersion
+
+STEP_JOB = "workflow.step"
+TIMEOUT_JOB = "workflow.timeout"
+
+Status = Execution.Status
+
+_discovered = False
+
+
+class WorkflowNotFound(NotFoundError):
+    code = "workflow_not_found"
+
+
+def _discover() -> None:
+    """Import every app's ``workflows`` module once, so code-first workflows are registered."""
+    global _discovered
+    if not _discovered:
+        autodiscover_modules("workflows")
+        _discovered = True
+
+
+# -- resolving what to run -----------------------------------------------------------------------
+
+
+def compiled_for(execution: Execution) -> CompiledWorkflow:
+    """The pinned version of a run: its WorkflowVersion, or the registered code workflow."""
+    if execution.workflow_version_id:
+        version = execution.workflow_version
+        assert version is not None
+        return compile_graph(version.graph, name=execution.workflow_name, version=version.digest)
+    _discover()
+    compiled = registry.get(execution.workflow_name)
+    if compiled is None:
+        raise WorkflowNotFound(f"No workflow named {execution.workflow_name!r} is registered")
+    return compiled
+
+
+def _resolve(
+    name: str, tenant: Any, version: WorkflowVersion | None
+) -> tuple[CompiledWorkflow, WorkflowVersion | None]:
+    if version is not None:
+        return compile_graph(version.graph, name=name, version=version.digest), version
+    if tenant is not None:
+        automation = Automation.objects.for_tenant(tenant).filter(slug=name).first()
+        if automation is not None:
+            live = automation.live_version
+            if live is None:
+                raise ConflictError(f"Automation {name!r} has no live version; publish one first")
+            return compile_graph(live.graph, name=name, version=live.digest), live
+    _discover()
+    compiled = registry.get(name)
+    if compiled is None:
+        raise WorkflowNotFound(f"No workflow or automation named {name!r}")
+    return compiled, None
+
+
+# -- public operations ---------------------------------------------------------------------------
+
+
+def start(
+    name: str,
+    *,
+    tenant: Any = None,
+    event: Event | None = None,
+    version: WorkflowVersion | None = None,
+    trace_id: str | None = None,
+    run_at: Any = None,
+    **kwargs: Any,
+) -> Execution:
+    """Start a run of ``name`` (a code workflow or an automation slug of ``tenant``).
+
+    A run for the same event and workflow is started once; a second call returns it.
+    """
+    compiled, pinned = _resolve(name, tenant, version)
+    event_scope = event.as_scope() if event is not None else None
+    trace_id = (
+        trace_id
+        or (event.trace_id if event is not None else None)
+        or current_trace_id()
+        or new_trace_id()
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        if event is not None:
+            existing = Execution.objects.filter(event=event, workflow_name=name).first()
+            if existing is not None:
+                return existing
+        waiting = run_at is not None and run_at > now
+        execution = Execution.objects.create(
+            tenant_id=getattr(tenant, "pk", tenant) or (event.tenant_id if event else None),
+            workflow_name=name,
+            workflow_version=pinned,
+            version=compiled.version,
+            event=event,
+            status=Status.WAITING if waiting else Status.QUEUED,
+            current_step=compiled.start,
+            context=compiled.initial_context(kwargs, event_scope),
+            wake_at=run_at if waiting else None,
+            trace_id=trace_id,
+        )
+        _enqueue_step(execution, compiled.start, available_at=run_at if waiting else None)
+    return execution
+
+
+def signal(
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    execution: Execution | str | None = None,
+    tenant: Any = None,
+) -> list[Execution]:
+    """Deliver signal ``name`` to one run (``execution``) or to every run of ``tenant`` waiting
+    for it. The payload merges into Context fields that exist. Returns the runs resumed."""
+    waiting = Execution.objects.filter(
+        status=Status.WAITING, waiting_for__kind="signal", waiting_for__name=name
+    )
+    if execution is not None:
+        waiting = waiting.filter(pk=getattr(execution, "pk", execution))
+    elif tenant is not None:
+        waiting = waiting.filter(tenant_id=getattr(tenant, "pk", tenant))
+    resumed = []
+    with transaction.atomic():
+        for run in waiting.select_for_update(skip_locked=False).order_by("created_at"):
+            compiled = compiled_for(run)
+            run.context = compiled.merge_into_context(run.context, payload or {})
+            _resume(run, compiled, (run.waiting_for or {}).get("then"), payload=dict(payload or {}))
+            resumed.append(run)
+    return resumed
+
+
+def handle_event_occurred(event: Event) -> list[Execution]:
+    """Start every workflow the event triggers and resume runs waiting for it."""
+    from automate_core.rules.matching import matching_triggers
+
+    started = []
+    for trigger in matching_triggers(event):
+        started.append(
+            start(
+                trigger.automation.slug,
+                tenant=event.tenant_id,
+                event=event,
+                version=trigger.version or trigger.automation.live_version,
+            )
+        )
+    _discover()
+    for compiled in registry.for_event(event.type):
+        run_at = event.occurs_at + timedelta(minutes=compiled.offset_minutes)
+        started.append(start(compiled.name, tenant=event.tenant_id, event=event, run_at=run_at))
+    _resume_event_waiters(event)
+    return started
+
+
+def cancel(execution: Execution) -> Execution:
+    with transaction.atomic():
+        run = Execution.objects.select_for_update().get(pk=execution.pk)
+        if run.is_finished:
+            raise ConflictError(f"Execution is already {run.status}")
+        _finish(run, Status.CANCELLED, error="cancelled")
+    return run
+
+
+def retry(execution: Execution) -> Execution:
+    """Resume a failed run from the step that failed; completed steps are not re-run."""
+    with transaction.atomic():
+        run = Execution.objects.select_for_update().get(pk=execution.pk)
+        if run.status != Status.FAILED:
+            raise ConflictError(f"Only failed executions can be retried; this one is {run.status}")
+        run.seq += 1
+        run.status, run.error, run.finished_at = Status.QUEUED, "", None
+        run.save(update_fields=["seq", "status", "error", "finished_at", "updated_at"])
+        _enqueue_step(run, run.current_step)
+    return run
+
+
+def replay(execution: Execution, *, version: WorkflowVersion | None = None) -> Execution:
+    """A new run with the same start input, on ``version`` (default: the same version)."""
+    if not execution.is_finished:
+        raise ConflictError("Only finished executions can be replayed")
+    pinned = version or execution.workflow_version
+    name = execution.workflow_name
+    compiled, _ = _resolve(name, execution.tenant_id, pinned)
+    first = execution.steps.order_by("seq").first()
+    with transaction.atomic():
+        run = Execution.objects.create(
+            tenant_id=execution.tenant_id,
+            workflow_name=name,
+            workflow_version=pinned,
+            version=compiled.version,
+            current_step=compiled.start,
+            context=(first.input or {}).get("context", execution.context)
+            if first
+            else execution.context,
+            trace_id=new_trace_id(),
+        )
+        _enqueue_step(run, compiled.start)
+    return run
+
+
+# -- outbox handlers -----------------------------------------------------------------------------
+
+
+@outbox_handler(STEP_JOB)
+def run_step_job(job: Lease) -> None:
+    run = Execution.objects.select_for_update().filter(pk=job.payload["execution"]).first()
+    if run is None or run.is_finished or run.seq != job.payload["seq"]:
+        return  # the run moved on (or is gone): a late or duplicated job does nothing
+    with trace(run.trace_id or None):
+        _run_step(run, job.payload["step"])
+
+
+@outbox_handler(TIMEOUT_JOB)
+def run_timeout_job(job: Lease) -> None:
+    run = Execution.objects.select_for_update().filter(pk=job.payload["execution"]).first()
+    if run is None or run.status != Status.WAITING or run.seq != job.payload["seq"]:
+        return  # the signal or event came first
+    waiting_for = run.waiting_for or {}
+    target = waiting_for.get("on_timeout")
+    compiled = compiled_for(run)
+    if target is None:
+        _finish(
+            run,
+            Status.FAILED,
+            error=f"timed out waiting for {waiting_for.get('kind')} {waiting_for.get('name')!r}",
+        )
+        return
+    _resume(run, compiled, target)
+
+
+@outbox_handler(EVENT_JOB)
+def run_event_job(job: Lease) -> None:
+    event = Event.objects.filter(pk=job.payload["event"]).first()
+    if event is not None and event.status == Event.Status.OCCURRED:
+        with trace(event.trace_id or None):
+            handle_event_occurred(event)
+
+
+# -- internals -----------------------------------------------------------------------------------
+
+
+def _enqueue_step(run: Execution, step_id: str, *, available_at: Any = None) -> None:
+    store.enqueue(
+        STEP_JOB,
+        {"execution": str(run.pk), "seq": run.seq, "step": step_id},
+        tenant=run.tenant_id,
+        available_at=available_at,
+        trace_id=run.trace_id,
+    )
+
+
+def _run_step(run: Execution, step_id: str) -> None:
+    compiled = compiled_for(run)
+    step = compiled.steps.get(step_id)
+    if step is None:
+        _finish(
+            run, Status.FAILED, error=f"step {step_id!r} does not exist in version {run.version}"
+        )
+        return
+    visit = _idempotency_key(run, step_id)
+    step_run, _ = StepRun.objects.get_or_create(
+        execution=run,
+        seq=run.seq,
+        defaults={"step_id": step_id, "idempotency_key": visit, "trace_id": run.trace_id},
+    )
+    if step_run.status == StepRun.Status.COMPLETED:
+        return  # checkpointed already; the next job was written in the same transaction
+    now = timezone.now()
+    step_run.attempt += 1
+    step_run.started_at = step_run.started_at or now
+    if run.status != Status.RUNNING:
+        run.status, run.started_at = Status.RUNNING, run.started_at or now
+    run.current_step, run.waiting_for, run.wake_at = step_id, None, None
+
+    context = compiled.load_context(run.context)
+    outputs = _outputs(run)
+    call = StepCall(
+        execution_id=str(run.pk),
+        step_id=step_id,
+        attempt=step_run.attempt,
+        idempotency_key=visit,
+        context=context,
+        event=run.event.as_scope() if run.event_id and run.event else None,
+        steps=outputs,
+        trace_id=run.trace_id,
+        tenant_id=run.tenant_id,
+    )
+    step_run.input = {"context": compiled.dump_context(context)}
+    started = time.perf_counter()
+    try:
+        result = step.run(call)
+    except Exception as exc:  # a failing step is data: recorded, retried or failing the run
+        step_run.duration_ms = int((time.perf_counter() - started) * 1000)
+        step_run.error = _describe(exc)
+        if step_run.attempt < step.retry.max_attempts:
+            step_run.status = StepRun.Status.RETRYING
+            step_run.save()
+            run.save()
+            _enqueue_step(
+                run, step_id, available_at=timezone.now() + step.retry.delay_for(step_run.attempt)
+            )
+            return
+        step_run.status, step_run.finished_at = StepRun.Status.FAILED, timezone.now()
+        step_run.save()
+        _finish(
+            run,
+            Status.FAILED,
+            error=f"step {step_id!r} failed after {step_run.attempt} attempt(s): {step_run.error}",
+        )
+        return
+
+    step_run.duration_ms = int((time.perf_counter() - started) * 1000)
+    step_run.status, step_run.finished_at = StepRun.Status.COMPLETED, timezone.now()
+    step_run.output = result.output
+    step_run.transition = transition_to_dict(result.transition)
+    step_run.error = ""
+    step_run.save()
+    run.context = compiled.dump_context(context)
+    _apply(run, compiled, step_id, result.transition)
+
+
+def _apply(
+    run: Execution, compiled: CompiledWorkflow, step_id: str, transition: Transition | None
+) -> None:
+    """Move the run along after a completed step; the next job commits with the checkpoint."""
+    natural_next = compiled.steps[step_id].next
+    if transition is None:
+        transition = Goto(natural_next) if natural_next else Complete({})
+    if isinstance(transition, Complete):
+        _finish(run, Status.COMPLETED, result=transition.result)
+    elif isinstance(transition, Fail):
+        _finish(run, Status.FAILED, error=transition.reason)
+    elif isinstance(transition, Goto):
+        _advance(run, transition.step)
+    elif isinstance(transition, Sleep):
+        wake_at = timezone.now() + transition.duration
+        target = transition.then or natural_next
+        if target is None:
+            _finish(run, Status.COMPLETED, result={})
+            return
+        run.seq += 1
+        run.status, run.wake_at, run.current_step = Status.WAITING, wake_at, target
+        run.waiting_for = {"kind": "sleep", "until": wake_at.isoformat()}
+        run.save()
+        _enqueue_step(run, target, available_at=wake_at)
+    else:
+        _wait(run, transition, natural_next)
+
+
+def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str | None) -> None:
+    run.seq += 1
+    run.status = Status.WAITING
+    run.waiting_for = {
+        "kind": "signal" if isinstance(transition, WaitSignal) else "event",
+        "name": transition.name,
+        "then": transition.then or natural_next,
+        "on_timeout": transition.on_timeout,
+        "match": transition.match if isinstance(transition, WaitEvent) else None,
+    }
+    run.wake_at = timezone.now() + transition.timeout if transition.timeout else None
+    run.save()
+    if run.wake_at is not None:
+        store.enqueue(
+            TIMEOUT_JOB,
+            {"execution": str(run.pk), "seq": run.seq},
+            tenant=run.tenant_id,
+            available_at=run.wake_at,
+            trace_id=run.trace_id,
+        )
+
+
+def _resume(
+    run: Execution, compiled: CompiledWorkflow, target: str | None, payload: Any = None
+) -> None:
+    if target is None:
+        _finish(run, Status.COMPLETED, result=payload or {})
+        return
+    _advance(run, target)
+
+
+def _advance(run: Execution, target: str) -> None:
+    run.seq += 1
+    run.status, run.current_step, run.waiting_for, run.wake_at = Status.QUEUED, target, None, None
+    run.save()
+    _enqueue_step(run, target)
+
+
+def _finish(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
+    run.seq += 1  # any job still pending for this run is now stale
+    run.status, run.result, run.error = status, result, error
+    run.finished_at, run.waiting_for, run.wake_at = timezone.now(), None, None
+    run.save()
+
+
+def _resume_event_waiters(event: Event) -> None:
+    waiting = Execution.objects.filter(
+        status=Status.WAITING, waiting_for__kind="event", waiting_for__name=event.type
+    )
+    if event.tenant_id is not None:
+        waiting = waiting.filter(tenant_id=event.tenant_id)
+    scope = {"event": event.as_scope(), "payload": event.payload}
+    with transaction.atomic():
+        for run in waiting.select_for_update().order_by("created_at"):
+            match = (run.waiting_for or {}).get("match")
+            if match is not None and not jsonlogic_apply(match, scope):
+                continue
+            compiled = compiled_for(run)
+            run.context = compiled.merge_into_context(run.context, event.payload)
+            _resume(run, compiled, (run.waiting_for or {}).get("then"), payload=event.payload)
+
+
+def _outputs(run: Execution) -> dict[str, Any]:
+    """``steps.<id>.output`` for templates: the latest completed visit of each step."""
+    rows = (
+        run.steps.filter(status=StepRun.Status.COMPLETED)
+        .order_by("seq")
+        .values_list("step_id", "output")
+    )
+    return {step_id: {"output": output} for step_id, output in rows}
+
+
+def _idempotency_key(run: Execution, step_id: str) -> str:
+    """``execution:step``, with the visit number after the first visit of a looping step."""
+    visits = run.steps.filter(step_id=step_id).exclude(seq=run.seq).count()
+    base = f"{run.pk}:{step_id}"
+    return base if visits == 0 else f"{base}:{visits + 1}"
+
+
+def _describe(exc: Exception) -> str:
+    from automate_core.governance.redaction import redact_text
+
+    text = f"{type(exc).__name__}: {exc}"
+    tail = "".join(traceback.format_exception(exc)[-3:])
+    return redact_text(f"{text}\n{tail}")[:8000]

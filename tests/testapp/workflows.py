@@ -1,0 +1,120 @@
+"""Code-first workflows the engine tests run (autodiscovered like any app's workflows.py)."""
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+from automate_core.workflows.code import event_workflow, step, workflow
+from automate_core.workflows.compiled import get_context
+from automate_core.workflows.flow import Retry, complete, fail, goto, sleep, wait, wait_for_event
+
+CALLS: list[str] = []  # side effects observed by tests
+
+
+@workflow("three-steps")
+class ThreeSteps:
+    class Context(BaseModel):
+        n: int = 0
+
+    @step(start=True)
+    def one(self):
+        get_context().n += 1
+
+    @step()
+    def two(self):
+        get_context().n += 10
+
+    @step()
+    def three(self):
+        return complete(n=get_context().n)
+
+
+@workflow("approval")
+class Approval:
+    class Context(BaseModel):
+        user: str
+        approved: bool = False
+        note: str = ""
+
+    @step(start=True)
+    def ask(self):
+        return wait("approved", timeout=timedelta(hours=1), on_timeout="expired", then="decide")
+
+    @step()
+    def decide(self):
+        ctx = get_context()
+        return complete(user=ctx.user, approved=ctx.approved, note=ctx.note)
+
+    @step()
+    def expired(self):
+        return fail("nobody approved in time")
+
+
+@workflow("nap")
+class Nap:
+    @step(start=True)
+    def before(self):
+        return sleep(timedelta(minutes=30), then="after")
+
+    @step()
+    def after(self):
+        return complete(woke=True)
+
+
+@workflow("flaky")
+class Flaky:
+    class Context(BaseModel):
+        fail_times: int
+
+    @step(start=True, retry=Retry(max_attempts=3, base_delay=60, jitter=0))
+    def call_api(self):
+        CALLS.append("call_api")
+        if CALLS.count("call_api") <= get_context().fail_times:
+            raise ConnectionError("upstream said 503 (api_key=sk-live-abcdefghijklmnop)")
+        return complete(ok=True)
+
+
+@workflow("loop")
+class Loop:
+    class Context(BaseModel):
+        i: int = 0
+
+    @step(start=True)
+    def tick(self):
+        ctx = get_context()
+        ctx.i += 1
+        return goto("tick") if ctx.i < 3 else complete(i=ctx.i)
+
+
+@workflow("payment-wait")
+class PaymentWait:
+    class Context(BaseModel):
+        order: str
+        amount: int = 0
+
+    @step(start=True)
+    def await_payment(self):
+        return wait_for_event(
+            "payment.received",
+            timeout=timedelta(days=1),
+            match={"==": [{"var": "payload.order"}, get_context().order]},
+            then="done",
+        )
+
+    @step()
+    def done(self):
+        return complete(amount=get_context().amount)
+
+
+@event_workflow("subscription.renews", offset_minutes=-60)
+class RenewalReminder:
+    class Context(BaseModel):
+        plan: str
+
+    def create_context(self, event):
+        return self.Context(plan=event["payload"]["plan"])
+
+    @step(start=True)
+    def remind(self):
+        CALLS.append(f"remind:{get_context().plan}")
+        return complete(reminded=get_context().plan)
