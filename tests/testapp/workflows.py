@@ -1,5 +1,6 @@
 """Code-first workflows the engine tests run (autodiscovered like any app's workflows.py)."""
 
+import time
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -118,3 +119,26 @@ class RenewalReminder:
     def remind(self):
         CALLS.append(f"remind:{get_context().plan}")
         return complete(reminded=get_context().plan)
+
+
+@event_workflow("crash.tick", name="crash-three-steps")
+class CrashThreeSteps:
+    """Three steps that each take a little time, so kill -9 lands mid-step."""
+
+    class Context(BaseModel):
+        n: int = 0
+
+    def create_context(self, event):
+        return self.Context(n=event["payload"]["n"])
+
+    @step(start=True)
+    def one(self):
+        time.sleep(0.002)
+
+    @step()
+    def two(self):
+        time.sleep(0.002)
+
+    @step()
+    def three(self):
+        return complete(n=get_context().n)
