@@ -1,19 +1,19 @@
-"""``make bench``: run every ``bench/bench_*.py`` in turn (each prints its own ratios)."""
+"""``make bench``: run every ``bench/bench_*.py`` in its own process (each prints its ratios)."""
 
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
 
 def main() -> int:
     wanted = sys.argv[1:]
-    scripts = sorted(Path(__file__).parent.glob("bench_*.py"))
-    for script in scripts:
+    failed = 0
+    for script in sorted(Path(__file__).parent.glob("bench_*.py")):
         if wanted and not any(w in script.stem for w in wanted):
             continue
         print(f"\n=== {script.stem} ===", flush=True)
-        runpy.run_path(str(script), run_name="__main__")
-    return 0
+        failed += subprocess.run([sys.executable, str(script)], check=False).returncode != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
