@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
@@ -75,14 +76,19 @@ def _discover() -> None:
 def compiled_for(execution: Execution) -> CompiledWorkflow:
     """The pinned version of a run: its WorkflowVersion, or the registered code workflow."""
     if execution.workflow_version_id:
-        version = execution.workflow_version
-        assert version is not None
-        return compile_graph(version.graph, name=execution.workflow_name, version=version.digest)
+        return _compiled_version(execution.workflow_version_id, execution.workflow_name)
     _discover()
     compiled = registry.get(execution.workflow_name)
     if compiled is None:
         raise WorkflowNotFound(f"No workflow named {execution.workflow_name!r} is registered")
     return compiled
+
+
+@lru_cache(maxsize=512)
+def _compiled_version(version_id: Any, name: str) -> CompiledWorkflow:
+    """Published versions never change, so each is compiled once per process."""
+    version = WorkflowVersion.objects.only("graph", "digest").get(pk=version_id)
+    return compile_graph(version.graph, name=name, version=version.digest)
 
 
 def _resolve(
@@ -251,7 +257,12 @@ def replay(execution: Execution, *, version: WorkflowVersion | None = None) -> E
 
 @outbox_handler(STEP_JOB)
 def run_step_job(job: Lease) -> None:
-    run = Execution.objects.select_for_update().filter(pk=job.payload["execution"]).first()
+    run = (
+        Execution.objects.select_for_update(of=("self",))
+        .select_related("event")
+        .filter(pk=job.payload["execution"])
+        .first()
+    )
     if run is None or run.is_finished or run.seq != job.payload["seq"]:
         return  # the run moved on (or is gone): a late or duplicated job does nothing
     with trace(run.trace_id or None):
@@ -305,14 +316,19 @@ def _run_step(run: Execution, step_id: str) -> None:
             run, Status.FAILED, error=f"step {step_id!r} does not exist in version {run.version}"
         )
         return
-    visit = _idempotency_key(run, step_id)
-    step_run, _ = StepRun.objects.get_or_create(
-        execution=run,
-        seq=run.seq,
-        defaults={"step_id": step_id, "idempotency_key": visit, "trace_id": run.trace_id},
-    )
-    if step_run.status == StepRun.Status.COMPLETED:
+    # One read gives this visit's StepRun (if an earlier attempt left one), the outputs of
+    # completed steps for templates, and how often this step was visited before.
+    history = list(run.steps.order_by("seq"))
+    step_run = next((r for r in history if r.seq == run.seq), None)
+    if step_run is None:
+        visits = sum(1 for r in history if r.step_id == step_id)
+        key = f"{run.pk}:{step_id}" + (f":{visits + 1}" if visits else "")
+        step_run = StepRun(
+            execution=run, seq=run.seq, step_id=step_id, idempotency_key=key, trace_id=run.trace_id
+        )
+    elif step_run.status == StepRun.Status.COMPLETED:
         return  # checkpointed already; the next job was written in the same transaction
+    visit = step_run.idempotency_key
     now = timezone.now()
     step_run.attempt += 1
     step_run.started_at = step_run.started_at or now
@@ -321,7 +337,9 @@ def _run_step(run: Execution, step_id: str) -> None:
     run.current_step, run.waiting_for, run.wake_at = step_id, None, None
 
     context = compiled.load_context(run.context)
-    outputs = _outputs(run)
+    outputs = {
+        r.step_id: {"output": r.output} for r in history if r.status == StepRun.Status.COMPLETED
+    }
     call = StepCall(
         execution_id=str(run.pk),
         step_id=step_id,
@@ -455,23 +473,6 @@ def _resume_event_waiters(event: Event) -> None:
             compiled = compiled_for(run)
             run.context = compiled.merge_into_context(run.context, event.payload)
             _resume(run, compiled, (run.waiting_for or {}).get("then"), payload=event.payload)
-
-
-def _outputs(run: Execution) -> dict[str, Any]:
-    """``steps.<id>.output`` for templates: the latest completed visit of each step."""
-    rows = (
-        run.steps.filter(status=StepRun.Status.COMPLETED)
-        .order_by("seq")
-        .values_list("step_id", "output")
-    )
-    return {step_id: {"output": output} for step_id, output in rows}
-
-
-def _idempotency_key(run: Execution, step_id: str) -> str:
-    """``execution:step``, with the visit number after the first visit of a looping step."""
-    visits = run.steps.filter(step_id=step_id).exclude(seq=run.seq).count()
-    base = f"{run.pk}:{step_id}"
-    return base if visits == 0 else f"{base}:{visits + 1}"
 
 
 def _describe(exc: Exception) -> str:
