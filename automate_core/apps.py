@@ -10,3 +10,8 @@ class AutomateCoreConfig(AppConfig):
         from automate_core.api.tracing import install_log_record_factory
 
         install_log_record_factory()
+
+        from automate_core import tasks  # noqa: F401  outbox handlers, also for in-process runs
+        from automate_core.events import definitions
+
+        definitions.connect()

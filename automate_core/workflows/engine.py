@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
@@ -62,7 +63,7 @@ class WorkflowNotFound(NotFoundError):
     code = "workflow_not_found"
 
 
-def _discover() -> None:
+def discover_workflows() -> None:
     """Import every app's ``workflows`` module once, so code-first workflows are registered."""
     global _discovered
     if not _discovered:
@@ -77,7 +78,7 @@ def compiled_for(execution: Execution) -> CompiledWorkflow:
     """The pinned version of a run: its WorkflowVersion, or the registered code workflow."""
     if execution.workflow_version_id:
         return _compiled_version(execution.workflow_version_id, execution.workflow_name)
-    _discover()
+    discover_workflows()
     compiled = registry.get(execution.workflow_name)
     if compiled is None:
         raise WorkflowNotFound(f"No workflow named {execution.workflow_name!r} is registered")
@@ -103,7 +104,7 @@ def _resolve(
             if live is None:
                 raise ConflictError(f"Automation {name!r} has no live version; publish one first")
             return compile_graph(live.graph, name=name, version=live.digest), live
-    _discover()
+    discover_workflows()
     compiled = registry.get(name)
     if compiled is None:
         raise WorkflowNotFound(f"No workflow or automation named {name!r}")
@@ -198,12 +199,54 @@ def handle_event_occurred(event: Event) -> list[Execution]:
                 version=trigger.version or trigger.automation.live_version,
             )
         )
-    _discover()
-    for compiled in registry.for_event(event.type):
-        run_at = event.occurs_at + timedelta(minutes=compiled.offset_minutes)
-        started.append(start(compiled.name, tenant=event.tenant_id, event=event, run_at=run_at))
+    started.extend(start_event_workflows(event))
     _resume_event_waiters(event)
     return started
+
+
+def start_event_workflows(event: Event) -> list[Execution]:
+    """Start the code-first workflows of ``event``'s type, each ``offset_minutes`` from the
+    event's time: a time already past runs at once, a future one waits (status ``waiting``)."""
+    discover_workflows()
+    return [
+        start(
+            compiled.name,
+            tenant=event.tenant_id,
+            event=event,
+            run_at=event.occurs_at + timedelta(minutes=compiled.offset_minutes),
+        )
+        for compiled in registry.for_event(event.type)
+    ]
+
+
+def _not_started(event: Event) -> Any:
+    """Runs of ``event`` still waiting for their start time (no step has run)."""
+    started = StepRun.objects.filter(execution=OuterRef("pk"))
+    return (
+        Execution.objects.select_for_update()
+        .filter(event=event, status=Status.WAITING, waiting_for__isnull=True)
+        .exclude(Exists(started))
+    )
+
+
+def reschedule_event_runs(event: Event) -> None:
+    """The event's time moved: runs waiting to start move with it."""
+    for run in _not_started(event):
+        compiled = compiled_for(run)
+        run_at = event.occurs_at + timedelta(minutes=compiled.offset_minutes)
+        run.seq += 1  # the old start job is now stale
+        if run_at > timezone.now():
+            run.wake_at = run_at
+        else:
+            run.status, run.wake_at = Status.QUEUED, None
+        run.save()
+        _enqueue_step(run, run.current_step, available_at=run.wake_at)
+
+
+def cancel_event_runs(event: Event) -> None:
+    """The event was cancelled: runs waiting to start for it are cancelled too."""
+    for run in _not_started(event):
+        _finish(run, Status.CANCELLED, error="the event was cancelled")
 
 
 def cancel(execution: Execution) -> Execution:
@@ -289,10 +332,13 @@ def run_timeout_job(job: Lease) -> None:
 
 @outbox_handler(EVENT_JOB)
 def run_event_job(job: Lease) -> None:
+    from automate_core.events.scheduling import run_occurred_hooks
+
     event = Event.objects.filter(pk=job.payload["event"]).first()
     if event is not None and event.status == Event.Status.OCCURRED:
         with trace(event.trace_id or None):
             handle_event_occurred(event)
+            run_occurred_hooks(event)
 
 
 # -- internals -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from automate_core.base import (
     TimeStampedModel,
     UUIDModel,
 )
+from automate_core.events.definitions import EventDefinition
 
 
 class Note(UUIDModel, TimeStampedModel, TenantScopedModel, AuditableModel):
@@ -34,3 +35,17 @@ class Article(StatusModel):
 class Task(OrderedModel, TenantScopedModel):
     ORDER_SCOPE = ("tenant",)
     title = models.CharField(max_length=100)
+
+
+class Invoice(TenantScopedModel):
+    """Declares one immediate and one scheduled event."""
+
+    status = models.CharField(max_length=20, default="open")
+    due_at = models.DateTimeField(null=True, blank=True)
+
+    events = [
+        EventDefinition("invoice.paid", condition=lambda invoice: invoice.status == "paid"),
+        EventDefinition(
+            "invoice.due", date_field="due_at", condition=lambda invoice: invoice.status != "paid"
+        ),
+    ]

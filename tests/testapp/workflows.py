@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
+from automate_core.events.definitions import on_event, on_event_cancelled, on_event_created
 from automate_core.workflows.code import event_workflow, step, workflow
 from automate_core.workflows.compiled import get_context
 from automate_core.workflows.flow import Retry, complete, fail, goto, sleep, wait, wait_for_event
@@ -142,3 +143,33 @@ class CrashThreeSteps:
     @step()
     def three(self):
         return complete(n=get_context().n)
+
+
+HOOKS: list[str] = []
+
+
+@on_event("invoice.paid")
+def record_paid(event):
+    HOOKS.append(f"paid:{event.payload['pk']}")
+
+
+@on_event_created("invoice.due")
+def record_due_created(event):
+    HOOKS.append(f"due-created:{event.payload['pk']}")
+
+
+@on_event_cancelled("invoice.due")
+def record_due_cancelled(event):
+    HOOKS.append(f"due-cancelled:{event.payload['pk']}")
+
+
+@on_event("invoice.due")
+def record_due(event):
+    HOOKS.append(f"due:{event.payload['pk']}")
+
+
+@event_workflow("invoice.due", offset_minutes=-60, name="invoice-reminder")
+class InvoiceReminder:
+    @step(start=True)
+    def remind(self):
+        return complete(reminded=True)
