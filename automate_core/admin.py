@@ -8,6 +8,7 @@ from django.utils.html import format_html
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
 from automate_core.executions.models import Execution, StepRun
+from automate_core.governance.budget_models import Budget
 from automate_core.outbox import store as outbox_store
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger
@@ -251,3 +252,25 @@ class TriggerAdmin(admin.ModelAdmin):
 @admin.register(WebhookSource)
 class WebhookSourceAdmin(admin.ModelAdmin):
     list_display = ["source", "tenant", "secret_ref", "is_enabled"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    """Limits are editable; the counters move only through the budgets service."""
+
+    list_display = [
+        "scope_type",
+        "scope_id",
+        "period",
+        "period_start",
+        "limit_tokens",
+        "spent_tokens",
+        "reserved_tokens",
+        "limit_cost",
+        "spent_cost",
+        "reserved_cost",
+        "tenant",
+    ]
+    list_filter = ["scope_type", "period"]
+    search_fields = ["scope_id"]
+    readonly_fields = ["spent_tokens", "spent_cost", "reserved_tokens", "reserved_cost"]
