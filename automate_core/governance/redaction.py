@@ -396,6 +396,27 @@ def current_secret_values() -> frozenset[str]:
     return values.snapshot() if values else frozenset()
 
 
+def scrub_secret_values(value: Any) -> Any:
+    """A copy of ``value`` with only the registered secret values hidden.
+
+    For data that is stored and read back by later steps (step outputs, run context): other
+    token-like data there may be legitimate input to the next step, but a resolved secret must
+    never be persisted. Display paths use :func:`redact`, which hides everything.
+    """
+    pattern = _secret_pattern(current_secret_values())
+    return value if pattern is None else _scrub(value, pattern)
+
+
+def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {key: _scrub(item, pattern) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item, pattern) for item in value]
+    return value
+
+
 def _encoded_forms(value: str) -> set[str]:
     """The value as written, URL-encoded and JSON-escaped: the forms it takes in logs."""
     forms = {value, quote(value, safe=""), quote(value, safe="/:")}

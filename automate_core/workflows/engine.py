@@ -31,6 +31,7 @@ from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
+from automate_core.governance.redaction import scrub_secret_values, secret_scope
 from automate_core.executions.models import Execution, StepRun
 from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
@@ -308,7 +309,9 @@ def run_step_job(job: Lease) -> None:
     )
     if run is None or run.is_finished or run.seq != job.payload["seq"]:
         return  # the run moved on (or is gone): a late or duplicated job does nothing
-    with trace(run.trace_id or None):
+    # Secrets a step resolves are registered in this scope: scrubbed from what is stored and
+    # forgotten when the step ends.
+    with trace(run.trace_id or None), secret_scope():
         _run_step(run, job.payload["step"])
 
 
@@ -423,11 +426,11 @@ def _run_step(run: Execution, step_id: str) -> None:
 
     step_run.duration_ms = int((time.perf_counter() - started) * 1000)
     step_run.status, step_run.finished_at = StepRun.Status.COMPLETED, timezone.now()
-    step_run.output = result.output
-    step_run.transition = transition_to_dict(result.transition)
+    step_run.output = scrub_secret_values(result.output)
+    step_run.transition = scrub_secret_values(transition_to_dict(result.transition))
     step_run.error = ""
     step_run.save()
-    run.context = compiled.dump_context(context)
+    run.context = scrub_secret_values(compiled.dump_context(context))
     _apply(run, compiled, step_id, result.transition)
 
 
@@ -499,7 +502,7 @@ def _advance(run: Execution, target: str) -> None:
 
 def _finish(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
     run.seq += 1  # any job still pending for this run is now stale
-    run.status, run.result, run.error = status, result, error
+    run.status, run.result, run.error = status, scrub_secret_values(result), error
     run.finished_at, run.waiting_for, run.wake_at = timezone.now(), None, None
     run.save()
 

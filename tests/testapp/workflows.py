@@ -173,3 +173,15 @@ class InvoiceReminder:
     @step(start=True)
     def remind(self):
         return complete(reminded=True)
+
+
+@workflow("leaky")
+class Leaky:
+    """A careless step that returns the secret it resolved."""
+
+    @step(start=True)
+    def read(self):
+        from automate_core.governance.secrets import resolve_secrets
+
+        value = resolve_secrets({"$secret": "LEAKY_TOKEN"})
+        return complete(token=value, note=f"used {value} to call the API")

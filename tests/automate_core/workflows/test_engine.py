@@ -314,3 +314,14 @@ def test_missing_secret_fails_the_step_naming_the_ref_not_a_value(tenant):
     run = refreshed(run)
     assert run.status == Status.FAILED
     assert "NOT_SET_ANYWHERE" in run.error
+
+
+def test_resolved_secret_values_are_never_stored_even_if_a_step_returns_them(monkeypatch):
+    monkeypatch.setenv("AUTOMATE_SECRET_LEAKY_TOKEN", "tok-9f8e7d6c5b4a")
+    run = engine.start("leaky")
+    run_until_idle()
+    run = refreshed(run)
+    assert run.status == Status.COMPLETED
+    assert run.result == {"token": "[REDACTED]", "note": "used [REDACTED] to call the API"}
+    stored = str(list(StepRun.objects.values())) + str(list(Execution.objects.values()))
+    assert "tok-9f8e7d6c5b4a" not in stored
