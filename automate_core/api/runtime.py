@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
+from automate_core.api.redacted import RedactedPayloadsMixin
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.events.ingest import MAX_PAYLOAD_BYTES, ingestor
 from automate_core.events.models import Event
@@ -27,7 +28,9 @@ from automate_core.rules.matching import dry_run
 from automate_core.workflows import engine
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(RedactedPayloadsMixin, serializers.ModelSerializer):
+    redacted_fields = ("payload",)
+
     class Meta:
         model = Event
         fields = [
@@ -168,7 +171,9 @@ class WebhookView(APIView):
         return _accepted(ingested.event, ingested.created)
 
 
-class StepRunSerializer(serializers.ModelSerializer):
+class StepRunSerializer(RedactedPayloadsMixin, serializers.ModelSerializer):
+    redacted_fields = ("output", "error")
+
     class Meta:
         model = StepRun
         fields = [
@@ -185,7 +190,9 @@ class StepRunSerializer(serializers.ModelSerializer):
         ]
 
 
-class ExecutionSerializer(serializers.ModelSerializer):
+class ExecutionSerializer(RedactedPayloadsMixin, serializers.ModelSerializer):
+    redacted_fields = ("context", "result", "error", "waiting_for")
+
     class Meta:
         model = Execution
         fields = [
@@ -241,17 +248,17 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 f"This execution is not waiting for signal {incoming.validated_data['name']!r}",
                 details={"status": run.status, "waiting_for": run.waiting_for},
             )
-        return Response(ExecutionSerializer(resumed[0]).data)
+        return Response(self.get_serializer(resumed[0]).data)
 
     @extend_schema(request=None, responses=ExecutionSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
-        return Response(ExecutionSerializer(engine.retry(self.get_object())).data)
+        return Response(self.get_serializer(engine.retry(self.get_object())).data)
 
     @extend_schema(request=None, responses=ExecutionSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        return Response(ExecutionSerializer(engine.cancel(self.get_object())).data)
+        return Response(self.get_serializer(engine.cancel(self.get_object())).data)
 
 
 class DryRunSerializer(serializers.Serializer):

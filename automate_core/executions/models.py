@@ -64,6 +64,7 @@ class Execution(UUIDModel, TimeStampedModel):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "workflow_name"])]
+        permissions = [("view_raw_payload", "Can view raw (unredacted) payloads")]
         constraints = [
             # An event starts a given workflow once, however often it is delivered.
             models.UniqueConstraint(

@@ -202,3 +202,35 @@ def test_dry_run_says_which_automations_would_start_and_why(api_client, automati
         format="json",
     )
     assert response.json()["results"][0]["would_start"] is True
+
+
+def test_payloads_are_redacted_unless_the_caller_may_see_them_raw(
+    api_client, tenant, django_user_model
+):
+    from django.contrib.auth.models import Permission
+
+    from automate_core.tenancy.models import APIKey, TenantMembership
+
+    body = {"type": "login", "payload": {"user": "ada", "password": "hunter2-hunter2"}}
+    event_id = api_client.post("/api/v1/events", body, format="json").json()["event_id"]
+    redacted = api_client.get(f"/api/v1/events/{event_id}").json()["payload"]
+    assert redacted == {"user": "ada", "password": "[REDACTED]"}
+
+    _, raw_key = APIKey.issue(tenant=tenant, name="raw", scopes=["events:*", "payloads:raw"])
+    raw_client = APIClient()
+    raw_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert (
+        raw_client.get(f"/api/v1/events/{event_id}").json()["payload"]["password"]
+        == "hunter2-hunter2"
+    )
+
+    user = django_user_model.objects.create_user("auditor")
+    TenantMembership.objects.create(tenant=tenant, user=user)
+    session = APIClient()
+    session.force_login(user)
+    assert session.get(f"/api/v1/events/{event_id}").json()["payload"]["password"] == "[REDACTED]"
+    user.user_permissions.add(Permission.objects.get(codename="view_raw_payload"))
+    session.force_login(django_user_model.objects.get(pk=user.pk))
+    assert (
+        session.get(f"/api/v1/events/{event_id}").json()["payload"]["password"] == "hunter2-hunter2"
+    )
