@@ -1,20 +1,31 @@
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from automate_core.api.redacted import RAW_PAYLOAD_PERMISSION
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
 from automate_core.executions.models import Execution, StepRun
+from automate_core.governance import audit, stored_secrets
 from automate_core.governance.budget_models import Budget
+from automate_core.governance.redaction import redact
+from automate_core.governance.stored_secrets import StoredSecret
 from automate_core.outbox import store as outbox_store
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
 from automate_core.workflows import engine
 from automate_core.workflows.models import Automation, WorkflowVersion
+
+
+def _audit_key(request: HttpRequest, action: str, key: APIKey, data: Any = None) -> None:
+    actor = audit.actor_for_request(request)
+    audit.record(action, actor=actor, tenant=key.tenant, target=f"api_key:{key.prefix}", data=data)
 
 
 class MembershipInline(admin.TabularInline):
@@ -46,15 +57,19 @@ class APIKeyAdmin(admin.ModelAdmin):
             raw = obj.assign_secret()
             if request.user.is_authenticated:
                 obj.created_by = request.user
-            super().save_model(request, obj, form, change)
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                _audit_key(request, "api_key.create", obj, {"name": obj.name, "scopes": obj.scopes})
             messages.warning(request, f"New API key (copy it now, it is not shown again): {raw}")
             return
         super().save_model(request, obj, form, change)
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request: HttpRequest, queryset: Any) -> None:
-        for key in queryset:
-            key.revoke()
+        for key in queryset.filter(revoked_at__isnull=True):
+            with transaction.atomic():
+                key.revoke()
+                _audit_key(request, "api_key.revoke", key)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: keys stay for the audit trail
@@ -138,14 +153,41 @@ class OutboxJobAdmin(admin.ModelAdmin):
 # -- runtime -------------------------------------------------------------------------------------
 
 
+def _redacted_json(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(redact(value), indent=2, default=str))
+
+
+class RedactedPayloadAdmin(admin.ModelAdmin):
+    """Shows ``payload_fields`` redacted (through ``redacted_<field>`` display methods) to staff
+    without the ``automate_core.view_raw_payload`` permission."""
+
+    payload_fields: tuple[str, ...] = ()
+
+    def _swap(self, request: HttpRequest, names: Any) -> list[Any]:
+        if request.user.has_perm(RAW_PAYLOAD_PERMISSION):
+            return list(names)
+        return [f"redacted_{n}" if n in self.payload_fields else n for n in names]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._swap(request, super().get_readonly_fields(request, obj))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._swap(request, super().get_fields(request, obj))
+
+
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RedactedPayloadAdmin):
     """Events are immutable: listed and inspected, never edited here."""
 
     list_display = ["type", "tenant", "status", "source", "occurs_at", "created_at"]
     list_filter = ["status", "source", "type"]
     search_fields = ["type", "=idempotency_key", "=trace_id"]
     readonly_fields = [f.name for f in Event._meta.fields]
+    payload_fields = ("payload",)
+
+    @admin.display(description="payload")
+    def redacted_payload(self, obj: Event) -> str:
+        return _redacted_json(obj.payload)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -178,13 +220,30 @@ class StepRunInline(admin.TabularInline):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(RedactedPayloadAdmin):
     list_display = ["workflow_name", "status", "current_step", "tenant", "wake_at", "created_at"]
     list_filter = ["status", "workflow_name"]
     search_fields = ["=id", "workflow_name", "=trace_id"]
     readonly_fields = [f.name for f in Execution._meta.fields]
+    payload_fields = ("context", "result", "error", "waiting_for")
     inlines = [StepRunInline]
     actions = ["send_awaited_signal", "retry_failed", "cancel_runs"]
+
+    @admin.display(description="context")
+    def redacted_context(self, obj: Execution) -> str:
+        return _redacted_json(obj.context)
+
+    @admin.display(description="result")
+    def redacted_result(self, obj: Execution) -> str:
+        return _redacted_json(obj.result)
+
+    @admin.display(description="error")
+    def redacted_error(self, obj: Execution) -> str:
+        return _redacted_json(obj.error)
+
+    @admin.display(description="waiting for")
+    def redacted_waiting_for(self, obj: Execution) -> str:
+        return _redacted_json(obj.waiting_for)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -239,7 +298,7 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
     @admin.action(description="Publish and make live")
     def publish(self, request: HttpRequest, queryset: Any) -> None:
         for version in queryset:
-            version.publish()
+            version.publish(actor=audit.actor_for_request(request))
         messages.info(request, "Published.")
 
 
@@ -274,3 +333,121 @@ class BudgetAdmin(admin.ModelAdmin):
     list_filter = ["scope_type", "period"]
     search_fields = ["scope_id"]
     readonly_fields = ["spent_tokens", "spent_cost", "reserved_tokens", "reserved_cost"]
+
+    def save_model(self, request: HttpRequest, obj: Budget, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit.record(
+                "budget.change",
+                actor=audit.actor_for_request(request),
+                tenant=obj.tenant,
+                target=f"budget:{obj.pk}",
+                data={
+                    "created": not change,
+                    "changed": form.changed_data,
+                    "scope": f"{obj.scope_type}:{obj.scope_id}",
+                    "period": obj.period,
+                    "limit_tokens": obj.limit_tokens,
+                    "limit_cost": obj.limit_cost,
+                },
+            )
+
+
+# -- governance: audit log and stored secrets ----------------------------------------------------
+
+
+AUDIT_LOG_FIELDS = (
+    "id", "seq", "created_at", "tenant_id", "actor", "action", "target", "data",
+    "trace_id", "prev_hash", "hash",
+)  # fmt: skip
+
+
+@admin.register(audit.AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    """Read-only: rows are append-only. The changelist shows whether the hash chain holds."""
+
+    list_display = ["created_at", "actor", "action", "target", "tenant_id", "trace_id"]
+    list_filter = ["action"]
+    search_fields = ["actor", "action", "target", "=trace_id"]
+    show_full_result_count = False
+    fields = AUDIT_LOG_FIELDS
+    readonly_fields = AUDIT_LOG_FIELDS
+    actions = None
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        if request.method == "GET":
+            result = audit.verify_chain()
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, str(result), level)
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StoredSecretForm(forms.ModelForm):
+    """The value is write-only: never rendered back, left empty on change to keep it."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        strip=False,
+        help_text="Write-only. On change, leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = StoredSecret
+        fields = ["tenant", "name"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["value"].required = self.instance._state.adding
+
+
+@admin.register(StoredSecret)
+class StoredSecretAdmin(admin.ModelAdmin):
+    """Lists names only; every write goes through the service, so it is encrypted and audited."""
+
+    form = StoredSecretForm
+    list_display = ["name", "tenant", "key_id", "updated_at", "created_by"]
+    list_filter = ["tenant"]
+    search_fields = ["name"]
+    list_select_related = ["tenant", "created_by"]
+
+    fields = ["tenant", "name", "value", "key_id", "created_by", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        frozen = ["key_id", "created_by", "updated_at"]
+        return [*frozen, "tenant", "name"] if obj else frozen
+
+    def save_model(self, request: HttpRequest, obj: StoredSecret, form: Any, change: bool) -> None:
+        value = form.cleaned_data.get("value")
+        if not change and request.user.is_authenticated:
+            obj.created_by = request.user
+        if value:
+            stored_secrets.write(obj, value, actor=audit.actor_for_request(request))
+
+    def delete_model(self, request: HttpRequest, obj: StoredSecret) -> None:
+        with transaction.atomic():
+            _audit_secret_delete(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            for obj in queryset:
+                _audit_secret_delete(request, obj)
+            super().delete_queryset(request, queryset)
+
+
+def _audit_secret_delete(request: HttpRequest, obj: StoredSecret) -> None:
+    audit.record(
+        "secret.delete",
+        actor=audit.actor_for_request(request),
+        tenant=obj.tenant,
+        target=f"secret:{obj.name}",
+    )

@@ -83,6 +83,9 @@ automate_settings = AppSettings(
         # The env secrets backend reads {"$secret": "NAME"} from ${PREFIX}NAME only, so a
         # workflow can never read DATABASE_URL or SECRET_KEY. "" exposes the whole environment.
         "SECRETS_ENV_PREFIX": "AUTOMATE_SECRET_",
+        # Fernet keys of the "db" secrets backend, newest first (docs/governance.md "Stored
+        # secrets"). Empty: one key derived from SECRET_KEY (development only).
+        "SECRET_KEYS": [],
         # Redaction: more sensitive key names (matched as a word suffix), key names never
         # hidden, and extra regular expressions whose matches are hidden in any string.
         "REDACTION_EXTRA_KEYS": [],

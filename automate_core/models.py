@@ -3,7 +3,9 @@
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
 from automate_core.executions.models import Execution, StepRun
+from automate_core.governance.audit import AuditLog
 from automate_core.governance.budget_models import Budget, BudgetReservation
+from automate_core.governance.stored_secrets import StoredSecret
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
@@ -11,6 +13,7 @@ from automate_core.workflows.models import Automation, WorkflowVersion
 
 __all__ = [
     "APIKey",
+    "AuditLog",
     "Automation",
     "Budget",
     "BudgetReservation",
@@ -18,6 +21,7 @@ __all__ = [
     "Execution",
     "OutboxJob",
     "StepRun",
+    "StoredSecret",
     "Tenant",
     "TenantMembership",
     "Trigger",

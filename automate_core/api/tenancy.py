@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
+from automate_core.governance import audit
 from automate_core.tenancy.models import APIKey, Tenant
 
 
@@ -75,15 +77,32 @@ class APIKeyViewSet(
         incoming = APIKeySerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         user = request.user if request.user.is_authenticated else None
-        key, raw = APIKey.issue(
-            tenant=request_tenant(request),  # type: ignore[arg-type]
-            name=incoming.validated_data["name"],
-            scopes=incoming.validated_data.get("scopes", []),
-            expires_at=incoming.validated_data.get("expires_at"),
-            created_by=user,
-        )
+        with transaction.atomic():
+            key, raw = APIKey.issue(
+                tenant=request_tenant(request),  # type: ignore[arg-type]
+                name=incoming.validated_data["name"],
+                scopes=incoming.validated_data.get("scopes", []),
+                expires_at=incoming.validated_data.get("expires_at"),
+                created_by=user,
+            )
+            audit.record(
+                "api_key.create",
+                actor=audit.actor_for_request(request),
+                tenant=key.tenant,
+                target=f"api_key:{key.prefix}",
+                data={"name": key.name, "scopes": key.scopes},
+            )
         key.key = raw  # type: ignore[attr-defined]
         return Response(IssuedAPIKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: APIKey) -> None:
-        instance.revoke()
+        if instance.revoked_at is not None:
+            return
+        with transaction.atomic():
+            instance.revoke()
+            audit.record(
+                "api_key.revoke",
+                actor=audit.actor_for_request(self.request),
+                tenant=instance.tenant,
+                target=f"api_key:{instance.prefix}",
+            )

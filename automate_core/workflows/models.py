@@ -75,8 +75,12 @@ class WorkflowVersion(UUIDModel, TimeStampedModel):
                 raise ConflictError(f"{self} is published and cannot change; create a new version")
         super().save(*args, **kwargs)
 
-    def publish(self, *, make_live: bool = True) -> None:
-        """Validate, freeze, and (by default) make this the live version in one transaction."""
+    def publish(self, *, make_live: bool = True, actor: str = "system") -> None:
+        """Validate, freeze, and (by default) make this the live version in one transaction.
+
+        Appends a ``workflow.publish`` audit row by ``actor`` in the same transaction.
+        """
+        from automate_core.governance import audit
         from automate_core.workflows.graph import graph_digest, validate
 
         problems = validate(self.graph)
@@ -92,6 +96,14 @@ class WorkflowVersion(UUIDModel, TimeStampedModel):
                 self.save(update_fields=["published_at", "digest"])
             if make_live:
                 self.make_live()
+            audit.record(
+                "workflow.publish",
+                actor=actor,
+                tenant=self.automation.tenant,
+                target=f"workflow_version:{self.pk}",
+                data={"automation": self.automation.slug, "version": self.version,
+                      "digest": self.digest, "live": make_live},
+            )  # fmt: skip
 
     def make_live(self) -> None:
         if not self.is_published:

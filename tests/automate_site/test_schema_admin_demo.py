@@ -95,3 +95,34 @@ def test_admin_action_resumes_waiting_runs(admin_client, tenant):
     )
     run_until_idle()
     assert Execution.objects.get(pk=run.pk).status == "completed"
+
+
+def test_admin_redacts_payloads_for_staff_without_the_raw_permission(client, admin_client, tenant):
+    from django.contrib.auth.models import Permission, User
+
+    from automate_core.events.ingest import ingestor
+
+    event = ingestor.ingest(
+        "login", {"user": "ada", "password": "hunter2-hunter2"}, tenant=tenant
+    ).event
+    url = f"/admin/automate_core/event/{event.pk}/change/"
+    staff = User.objects.create_user("staff", is_staff=True, password="pw-12345678")
+    staff.user_permissions.add(Permission.objects.get(codename="view_event"))
+    client.force_login(staff)
+    page = client.get(url).content.decode()
+    assert "hunter2-hunter2" not in page and "[REDACTED]" in page
+    assert "hunter2-hunter2" in admin_client.get(url).content.decode()
+
+
+def test_demo_automation_runs_for_a_big_order():
+    from automate_core.events.ingest import ingestor
+    from automate_core.executions.models import Execution
+    from automate_core.testing.runtime import run_until_idle
+
+    call_command("automate_demo")
+    demo = Tenant.objects.get(slug="demo")
+    ingestor.ingest("order.paid", {"order_id": "A-1", "amount": 250}, tenant=demo)
+    ingestor.ingest("order.paid", {"order_id": "A-2", "amount": 5}, tenant=demo)
+    run_until_idle()
+    [run] = Execution.objects.filter(tenant=demo)
+    assert run.result == {"sent": "Thanks for order A-1!"}

@@ -9,7 +9,26 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
+from automate_core.workflows.models import Automation
+
+DEMO_GRAPH = {
+    "start": "thank",
+    "steps": {
+        "thank": {
+            "type": "connector",
+            "connector": "echo",
+            "action": "echo",
+            "input": {"message": "Thanks for order {{ event.payload.order_id }}!"},
+            "next": "done",
+        },
+        "done": {
+            "type": "complete",
+            "result": {"sent": "{{ steps.thank.output.data.params.message }}"},
+        },
+    },
+}
 
 
 class Command(BaseCommand):
@@ -20,6 +39,7 @@ class Command(BaseCommand):
             tenant, _ = Tenant.objects.get_or_create(slug="demo", defaults={"name": "Demo"})
             password = self._ensure_admin(tenant)
             raw_key = self._ensure_key(tenant)
+            self._ensure_automation(tenant)
         out = self.stdout
         if password:
             out.write(self.style.SUCCESS(f"Admin user: admin / {password}  (shown once)"))
@@ -43,6 +63,20 @@ class Command(BaseCommand):
             tenant=tenant, user=user, defaults={"role": TenantMembership.Role.OWNER}
         )
         return password
+
+    def _ensure_automation(self, tenant: Tenant) -> None:
+        """Big orders get a thank-you: POST an order.paid event with amount > 100 to see a run."""
+        if Automation.objects.for_tenant(tenant).filter(slug="big-orders").exists():
+            return
+        automation = Automation.objects.create(tenant=tenant, name="Big orders", slug="big-orders")
+        automation.new_version(DEMO_GRAPH).publish()
+        Trigger.objects.create(
+            tenant=tenant,
+            name="order paid over 100",
+            event_type="order.paid",
+            condition={">": [{"var": "payload.amount"}, 100]},
+            automation=automation,
+        )
 
     def _ensure_key(self, tenant: Tenant) -> str | None:
         if APIKey.objects.for_tenant(tenant).filter(name="demo").exists():

@@ -1,0 +1,226 @@
+"""The audit log: an append-only, hash-chained record of configuration changes.
+
+Guarantees:
+
+* Rows are never changed or deleted through Django: ``save()`` of an existing row,
+  ``delete()`` and queryset ``update()``/``delete()`` raise :class:`AuditLogAppendOnly`.
+* Each row stores ``hash = sha256(prev_hash + canonical JSON of its content)`` and the previous
+  row's hash, in insertion order (``seq``). Writers take a Postgres transaction-level advisory
+  lock before reading the chain's head, so concurrent writers in any number of processes keep
+  one chain; the lock is released when the writer's transaction ends.
+* :func:`verify_chain` recomputes the chain and names the first row whose content, or whose
+  link to the row before it, no longer matches: a row changed or deleted with raw SQL is
+  found. Deleting the *newest* rows leaves a shorter valid chain; keep the head hash elsewhere
+  (a log line, a ticket) if that matters.
+* ``data`` goes through the project's redactor before it is hashed and stored, so no
+  credential reaches the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from django.db import connections, models, router, transaction
+
+from automate_core.api.tracing import current_trace_id
+from automate_core.errors import ConflictError
+from automate_core.governance.redaction import redact
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from automate_core.tenancy.models import Tenant
+
+__all__ = [
+    "AuditLog",
+    "AuditLogAppendOnly",
+    "ChainVerification",
+    "actor_for_request",
+    "record",
+    "verify_chain",
+]
+
+GENESIS_HASH = "0" * 64
+# Key of the advisory lock that serialises writers (any constant unique to this chain).
+_LOCK_KEY = 0x61756469745F6C67  # "audit_lg"
+
+
+class AuditLogAppendOnly(ConflictError):
+    """Audit rows are written once and never changed or deleted."""
+
+    code = "audit_log_append_only"
+    default_message = "Audit log rows cannot be changed or deleted."
+
+
+class AuditLogQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AuditLogAppendOnly()
+
+    def delete(self) -> NoReturn:
+        raise AuditLogAppendOnly()
+
+
+AuditLogManager = models.Manager.from_queryset(AuditLogQuerySet)
+
+
+class AuditLog(models.Model):
+    """Who (``actor``) did what (``action``) to which thing (``target``), and when.
+
+    ``actor`` is ``"user:<id>"``, ``"api_key:<prefix>"`` or ``"system"``; ``action`` is
+    ``<kind>.<verb>`` (``workflow.publish``, ``secret.write``, ``api_key.create``,
+    ``budget.change``, ``ai.call``). The tenant is kept as a bare id so rows outlive it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(editable=False, db_index=True)
+    tenant = models.ForeignKey(
+        "automate_core.Tenant",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor = models.CharField(max_length=200)
+    action = models.CharField(max_length=100, db_index=True)
+    target = models.CharField(max_length=300, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    trace_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, editable=False)
+
+    objects = AuditLogManager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["tenant", "action"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target}".strip()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogAppendOnly()
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditLogAppendOnly()
+
+    def content(self) -> dict[str, Any]:
+        """What the hash covers: every column but ``hash`` itself."""
+        return {
+            "id": str(self.id),
+            "seq": self.seq,
+            "created_at": self.created_at.astimezone(dt.UTC).isoformat(),
+            "tenant_id": None if self.tenant_id is None else str(self.tenant_id),
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "data": self.data,
+            "trace_id": self.trace_id,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(
+            self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256((self.prev_hash + canonical).encode()).hexdigest()
+
+
+def record(
+    action: str,
+    *,
+    actor: str,
+    tenant: Tenant | None = None,
+    target: str = "",
+    data: Any = None,
+) -> AuditLog:
+    """Append one row to the chain, inside the caller's transaction if there is one.
+
+    ``data`` is redacted, then normalised through JSON (what is hashed is what is read back).
+    On Postgres the chain's head is read under ``pg_advisory_xact_lock``, held until the
+    caller's transaction ends; other databases just proceed (single writer assumed).
+    """
+    payload = json.loads(json.dumps(redact(data if data is not None else {}), default=str))
+    using = router.db_for_write(AuditLog)
+    with transaction.atomic(using=using):
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        head = AuditLog.objects.using(using).order_by("-seq").values("seq", "hash").first()
+        entry = AuditLog(
+            seq=head["seq"] + 1 if head else 1,
+            created_at=dt.datetime.now(dt.UTC),
+            tenant=tenant,
+            actor=actor,
+            action=action,
+            target=target,
+            data=payload,
+            trace_id=current_trace_id() or "",
+            prev_hash=head["hash"] if head else GENESIS_HASH,
+        )
+        entry.hash = entry.compute_hash()
+        entry.save(using=using, force_insert=True)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The outcome of :func:`verify_chain`; ``broken_id`` is the first row that fails."""
+
+    ok: bool
+    checked: int
+    broken_id: uuid.UUID | None = None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"Audit chain OK: {self.checked} row(s) verified."
+        return (
+            f"Audit chain BROKEN at row {self.broken_id} ({self.reason}); {self.checked} checked."
+        )
+
+
+def verify_chain(
+    *, progress: Callable[[int, int], None] | None = None, chunk_size: int = 2000
+) -> ChainVerification:
+    """Recompute every row's hash in insertion order; stops at the first broken row.
+
+    A row is broken when its own content does not give its stored hash (it was edited), or
+    its ``prev_hash`` is not the hash of the row before it (a row was deleted or inserted).
+    ``progress(checked, total)`` is called after each chunk.
+    """
+    total = AuditLog.objects.count() if progress else 0
+    expected_prev = GENESIS_HASH
+    checked = 0
+    for row in AuditLog.objects.order_by("seq").iterator(chunk_size=chunk_size):
+        if row.prev_hash != expected_prev:
+            return ChainVerification(False, checked, row.id, "does not follow the previous row")
+        if row.compute_hash() != row.hash:
+            return ChainVerification(False, checked, row.id, "content does not match its hash")
+        expected_prev = row.hash
+        checked += 1
+        if progress and checked % chunk_size == 0:
+            progress(checked, total)
+    if progress:
+        progress(checked, total)
+    return ChainVerification(True, checked)
+
+
+def actor_for_request(request: HttpRequest | Any) -> str:
+    """``user:<id>`` for a signed-in user, ``api_key:<prefix>`` for an API key, else system."""
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False):
+        return f"user:{user.pk}"
+    prefix = getattr(getattr(request, "auth", None), "prefix", None)
+    if prefix:
+        return f"api_key:{prefix}"
+    return "system"
