@@ -31,8 +31,8 @@ from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
-from automate_core.governance.redaction import scrub_secret_values, secret_scope
 from automate_core.executions.models import Execution, StepRun
+from automate_core.governance.redaction import scrub_secret_values, secret_scope
 from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
 from automate_core.outbox.store import Lease
