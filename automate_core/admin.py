@@ -28,6 +28,40 @@ def _audit_key(request: HttpRequest, action: str, key: APIKey, data: Any = None)
     audit.record(action, actor=actor, tenant=key.tenant, target=f"api_key:{key.prefix}", data=data)
 
 
+class TenantScopedAdmin(admin.ModelAdmin):
+    """Staff see and act on their own tenants' rows only (superusers see all).
+
+    ``tenant_lookup`` is the path from the model to its tenant. Admin actions run on
+    ``get_queryset()``, so they are scoped too; foreign-key choices are limited the same way.
+    """
+
+    tenant_lookup = "tenant"
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        rows = super().get_queryset(request)
+        if request.user.is_superuser:
+            return rows
+        return rows.filter(**{f"{self.tenant_lookup}__in": _member_tenant_ids(request)})
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if not request.user.is_superuser:
+            related = db_field.related_model
+            tenants = _member_tenant_ids(request)
+            if related is Tenant:
+                kwargs["queryset"] = Tenant.objects.filter(pk__in=tenants)
+            elif any(f.name == "tenant" for f in related._meta.fields):
+                kwargs["queryset"] = related._default_manager.filter(tenant__in=tenants)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+def _member_tenant_ids(request: HttpRequest) -> list[Any]:
+    return list(
+        TenantMembership.objects.filter(**{"user_id": request.user.pk}).values_list(
+            "tenant_id", flat=True
+        )
+    )
+
+
 class MembershipInline(admin.TabularInline):
     model = TenantMembership
     extra = 0
@@ -35,7 +69,8 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(TenantScopedAdmin):
+    tenant_lookup = "pk"
     list_display = ["name", "slug", "is_active", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -43,7 +78,7 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 @admin.register(APIKey)
-class APIKeyAdmin(admin.ModelAdmin):
+class APIKeyAdmin(TenantScopedAdmin):
     """The raw key is shown once, in the message after creation; only its hash is kept."""
 
     list_display = ["name", "tenant", "prefix", "scopes", "is_active", "last_used_at", "created_at"]
@@ -98,7 +133,7 @@ OUTBOX_JOB_FIELDS = (
 
 
 @admin.register(OutboxJob)
-class OutboxJobAdmin(admin.ModelAdmin):
+class OutboxJobAdmin(TenantScopedAdmin):
     """Jobs are written only by the runtime's conditional updates: here they are read-only,
     except that dead jobs can be redriven (put back in the queue with fresh attempts)."""
 
@@ -157,7 +192,7 @@ def _redacted_json(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(redact(value), indent=2, default=str))
 
 
-class RedactedPayloadAdmin(admin.ModelAdmin):
+class RedactedPayloadAdmin(TenantScopedAdmin):
     """Shows ``payload_fields`` redacted (through ``redacted_<field>`` display methods) to staff
     without the ``automate_core.view_raw_payload`` permission."""
 
@@ -279,14 +314,15 @@ class WorkflowVersionInline(admin.TabularInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(admin.ModelAdmin):
+class AutomationAdmin(TenantScopedAdmin):
     list_display = ["name", "slug", "tenant", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [WorkflowVersionInline]
 
 
 @admin.register(WorkflowVersion)
-class WorkflowVersionAdmin(admin.ModelAdmin):
+class WorkflowVersionAdmin(TenantScopedAdmin):
+    tenant_lookup = "automation__tenant"
     list_display = ["automation", "version", "is_live", "published_at"]
     list_filter = ["is_live"]
     actions = ["publish"]
@@ -303,18 +339,18 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(TenantScopedAdmin):
     list_display = ["name", "event_type", "automation", "version", "is_enabled", "tenant"]
     list_filter = ["is_enabled", "event_type"]
 
 
 @admin.register(WebhookSource)
-class WebhookSourceAdmin(admin.ModelAdmin):
+class WebhookSourceAdmin(TenantScopedAdmin):
     list_display = ["source", "tenant", "secret_ref", "is_enabled"]
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(TenantScopedAdmin):
     """Limits are editable; the counters move only through the budgets service."""
 
     list_display = [
@@ -363,7 +399,7 @@ AUDIT_LOG_FIELDS = (
 
 
 @admin.register(audit.AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
+class AuditLogAdmin(TenantScopedAdmin):
     """Read-only: rows are append-only. The changelist shows whether the hash chain holds."""
 
     list_display = ["created_at", "actor", "action", "target", "tenant_id", "trace_id"]
@@ -410,7 +446,7 @@ class StoredSecretForm(forms.ModelForm):
 
 
 @admin.register(StoredSecret)
-class StoredSecretAdmin(admin.ModelAdmin):
+class StoredSecretAdmin(TenantScopedAdmin):
     """Lists names only; every write goes through the service, so it is encrypted and audited."""
 
     form = StoredSecretForm

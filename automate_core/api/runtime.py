@@ -143,7 +143,7 @@ class WebhookView(APIView):
         if len(body) > MAX_PAYLOAD_BYTES:
             raise InvalidInputError(f"Webhook body exceeds {MAX_PAYLOAD_BYTES} bytes")
         try:
-            secret = get_secret(hook.secret_ref)
+            secret = get_secret(hook.secret_ref, tenant=hook.tenant)
         except SecretNotFoundError:
             raise WebhookSignatureInvalid("This source has no signing secret configured") from None
         verify(
@@ -223,7 +223,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def get_queryset(self) -> QuerySet[Execution]:
         if getattr(self, "swagger_fake_view", False):
             return Execution.objects.none()
-        runs = Execution.objects.filter(tenant=request_tenant(self.request))
+        runs = Execution.objects.for_tenant(request_tenant(self.request))
         params = self.request.query_params
         if run_status := params.get("status"):
             runs = runs.filter(status=run_status)

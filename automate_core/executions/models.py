@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from automate_core.base import TimeStampedModel, UUIDModel
+from automate_core.base import TenantManager, TimeStampedModel, UUIDModel
 
 
 class Execution(UUIDModel, TimeStampedModel):
@@ -60,6 +60,8 @@ class Execution(UUIDModel, TimeStampedModel):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantManager()
 
     class Meta:
         ordering = ["-created_at"]

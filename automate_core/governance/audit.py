@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from django.db import connections, models, router, transaction
 
 from automate_core.api.tracing import current_trace_id
+from automate_core.base import TenantQuerySet
 from automate_core.errors import ConflictError
 from automate_core.governance.redaction import redact
 
@@ -58,7 +59,7 @@ class AuditLogAppendOnly(ConflictError):
     default_message = "Audit log rows cannot be changed or deleted."
 
 
-class AuditLogQuerySet(models.QuerySet):
+class AuditLogQuerySet(TenantQuerySet):
     def update(self, **kwargs: Any) -> NoReturn:
         raise AuditLogAppendOnly()
 

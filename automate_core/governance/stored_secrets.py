@@ -28,7 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models import Q
 
-from automate_core.base import TimeStampedModel, UUIDModel
+from automate_core.base import TenantManager, TimeStampedModel, UUIDModel
 from automate_core.conf import automate_settings
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
@@ -75,6 +75,8 @@ class StoredSecret(UUIDModel, TimeStampedModel):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    objects = TenantManager()
 
     class Meta:
         constraints = [

@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
-from automate_core.base import TimeStampedModel, UUIDModel
+from automate_core.base import TenantManager, TimeStampedModel, UUIDModel
 
 
 class OutboxJob(UUIDModel, TimeStampedModel):
@@ -51,6 +51,8 @@ class OutboxJob(UUIDModel, TimeStampedModel):
     started_at = models.DateTimeField(null=True, blank=True, help_text="Time of the last claim.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TenantManager()
+
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "outbox job"
@@ -75,10 +77,13 @@ class OutboxJob(UUIDModel, TimeStampedModel):
             ),
         ]
         constraints = [
+            # Per tenant: one tenant's key can never return another tenant's job. Jobs with
+            # no tenant share one key space (NULLs compare equal here).
             models.UniqueConstraint(
-                fields=["idempotency_key"],
+                fields=["tenant", "idempotency_key"],
                 name="outbox_unique_idempotency_key",
                 condition=models.Q(idempotency_key__isnull=False),
+                nulls_distinct=False,
             ),
         ]
 

@@ -88,8 +88,9 @@ def enqueue(
 ) -> OutboxJob:
     """Add a job in the current transaction; it becomes claimable at ``available_at`` (now).
 
-    With an ``idempotency_key`` already used by a stored job, nothing is added and that job is
-    returned. The trace id defaults to the current one, so logs follow the work across processes.
+    With an ``idempotency_key`` already used by a stored job of the same tenant, nothing is
+    added and that job is returned. The trace id defaults to the current one, so logs follow the
+    work across processes.
     """
     job = OutboxJob(
         kind=kind,
@@ -106,7 +107,9 @@ def enqueue(
         # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key, so the
         # read below always finds the one row that won.
         OutboxJob.objects.bulk_create([job], ignore_conflicts=True)
-        stored = OutboxJob.objects.get(idempotency_key=idempotency_key)
+        stored = OutboxJob.objects.get(
+            **{"tenant_id": job.tenant_id}, idempotency_key=idempotency_key
+        )
         if stored.pk != job.pk:
             return stored
     notify()

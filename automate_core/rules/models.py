@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from automate_core.base import TenantScopedModel, TimeStampedModel, UUIDModel
@@ -33,3 +36,15 @@ class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.event_type} -> {self.automation}"
+
+    def clean(self) -> None:
+        """A trigger may only start its own tenant's automation (and that automation's
+        versions): otherwise one tenant's events would run another tenant's workflow."""
+        if self.automation_id and self.automation.tenant_id != self.tenant_id:
+            raise ValidationError({"automation": "Belongs to another tenant."})
+        if self.version is not None and self.version.automation_id != self.automation_id:
+            raise ValidationError({"version": "Is not a version of this automation."})
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.clean()
+        super().save(*args, **kwargs)

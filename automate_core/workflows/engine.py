@@ -168,14 +168,17 @@ def signal(
     tenant: Any = None,
 ) -> list[Execution]:
     """Deliver signal ``name`` to one run (``execution``) or to every run of ``tenant`` waiting
-    for it. The payload merges into Context fields that exist. Returns the runs resumed."""
+    for it; with both, only if the run is the tenant's. The payload merges into Context fields
+    that exist. Returns the runs resumed. With neither, nothing is broadcast: ValueError."""
+    if execution is None and tenant is None:
+        raise ValueError("signal() needs an execution or a tenant; refusing to signal every tenant")
     waiting = Execution.objects.filter(
         status=Status.WAITING, waiting_for__kind="signal", waiting_for__name=name
     )
     if execution is not None:
         waiting = waiting.filter(pk=getattr(execution, "pk", execution))
-    elif tenant is not None:
-        waiting = waiting.filter(tenant_id=getattr(tenant, "pk", tenant))
+    if tenant is not None:
+        waiting = waiting.for_tenant(tenant)
     resumed = []
     with transaction.atomic():
         for run in waiting.select_for_update(skip_locked=False).order_by("created_at"):
@@ -508,11 +511,13 @@ def _finish(run: Execution, status: str, *, result: Any = None, error: str = "")
 
 
 def _resume_event_waiters(event: Event) -> None:
+    # Only the event's own tenant (an event with no tenant reaches only runs with no tenant).
     waiting = Execution.objects.filter(
-        status=Status.WAITING, waiting_for__kind="event", waiting_for__name=event.type
+        status=Status.WAITING,
+        waiting_for__kind="event",
+        waiting_for__name=event.type,
+        **{"tenant_id": event.tenant_id},  # None matches only runs with no tenant
     )
-    if event.tenant_id is not None:
-        waiting = waiting.filter(tenant_id=event.tenant_id)
     scope = {"event": event.as_scope(), "payload": event.payload}
     with transaction.atomic():
         for run in waiting.select_for_update().order_by("created_at"):

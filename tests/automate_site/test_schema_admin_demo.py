@@ -101,6 +101,7 @@ def test_admin_redacts_payloads_for_staff_without_the_raw_permission(client, adm
     from django.contrib.auth.models import Permission, User
 
     from automate_core.events.ingest import ingestor
+    from automate_core.tenancy.models import TenantMembership
 
     event = ingestor.ingest(
         "login", {"user": "ada", "password": "hunter2-hunter2"}, tenant=tenant
@@ -108,6 +109,7 @@ def test_admin_redacts_payloads_for_staff_without_the_raw_permission(client, adm
     url = f"/admin/automate_core/event/{event.pk}/change/"
     staff = User.objects.create_user("staff", is_staff=True, password="pw-12345678")
     staff.user_permissions.add(Permission.objects.get(codename="view_event"))
+    TenantMembership.objects.create(tenant=tenant, user=staff)
     client.force_login(staff)
     page = client.get(url).content.decode()
     assert "hunter2-hunter2" not in page and "[REDACTED]" in page
