@@ -30,6 +30,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench-peers]'
 	$(PY) -m bench
 
 clean:
