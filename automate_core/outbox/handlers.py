@@ -33,10 +33,13 @@ class UnknownJobKind(AutomateError):
     default_message = "No outbox handler is registered for this job kind."
 
 
-def outbox_handler(kind: str) -> Callable[[H], H]:
+def outbox_handler(kind: str, *, commits: bool = False) -> Callable[[H], H]:
     """Register the decorated function as the handler of jobs of ``kind``.
 
     A kind has one handler; registering a different function under a taken kind is refused.
+    With ``commits=True`` the handler runs outside a transaction and commits its own work in
+    steps: each step's transaction must call :func:`store.advance` (or, for the last,
+    :func:`store.complete`) so that a worker that lost its lease commits nothing.
     """
 
     def register(fn: H) -> H:
@@ -47,6 +50,7 @@ def outbox_handler(kind: str) -> Callable[[H], H]:
                 f"refusing to register {_name(fn)} too."
             )
         _handlers[kind] = fn
+        fn.__outbox_commits__ = commits  # type: ignore[attr-defined]
         return fn
 
     return register
@@ -62,6 +66,10 @@ def get_handler(kind: str) -> Handler:
             f"automate_worker --include. Known kinds: {', '.join(sorted(_handlers)) or 'none'}.",
             details={"kind": kind},
         ) from None
+
+
+def commits_itself(handler: Handler) -> bool:
+    return bool(getattr(handler, "__outbox_commits__", False))
 
 
 def registered_kinds() -> list[str]:

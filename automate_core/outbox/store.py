@@ -269,6 +269,14 @@ def complete(lease: Lease) -> None:
         raise LeaseLost(details={"job_id": str(lease.job_id), "token": lease.token})
 
 
+def advance(lease: Lease, payload: Any) -> None:
+    """Record a self-committing handler's progress in its job's payload, in the transaction of
+    the step it finished. Raises LeaseLost (so the step rolls back) if the lease was taken
+    over; a retry of the job starts from the payload written here."""
+    if not _held([lease]).update(payload=payload, updated_at=Now()):
+        raise LeaseLost(details={"job_id": str(lease.job_id), "token": lease.token})
+
+
 def fail(lease: Lease, error: str, *, retry_in: float | None = None) -> str:
     """Record a failed attempt: retry after a backoff, or ``dead`` once attempts are spent.
 

@@ -37,7 +37,7 @@ from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, tran
 from automate_core.api.tracing import trace
 from automate_core.conf import automate_settings
 from automate_core.outbox import store
-from automate_core.outbox.handlers import get_handler
+from automate_core.outbox.handlers import commits_itself, get_handler
 from automate_core.outbox.store import Lease, LeaseLost
 
 logger = logging.getLogger("automate.outbox")
@@ -61,9 +61,13 @@ def run_job(lease: Lease) -> JobOutcome:
     """
     with trace(lease.trace_id or lease.job_id.hex):
         try:
-            with transaction.atomic():
-                get_handler(lease.kind)(lease)
-                store.complete(lease)
+            handler = get_handler(lease.kind)
+            if commits_itself(handler):
+                handler(lease)  # commits step by step, completing the job in its last step
+            else:
+                with transaction.atomic():
+                    handler(lease)
+                    store.complete(lease)
         except LeaseLost:
             logger.warning(
                 "job %s (%s) attempt %d: lease taken over; rolled back", *_describe(lease)

@@ -53,6 +53,8 @@ from automate_core.workflows.graph import compile_graph
 from automate_core.workflows.models import Automation, WorkflowVersion
 
 STEP_JOB = "workflow.step"
+# Visits one step job runs back to back before handing the run to a fresh job.
+INLINE_STEPS = 20
 TIMEOUT_JOB = "workflow.timeout"
 
 Status = Execution.Status
@@ -302,20 +304,43 @@ def replay(execution: Execution, *, version: WorkflowVersion | None = None) -> E
 # -- outbox handlers -----------------------------------------------------------------------------
 
 
-@outbox_handler(STEP_JOB)
+@outbox_handler(STEP_JOB, commits=True)
 def run_step_job(job: Lease) -> None:
+    """Run a visit, then the visits that follow it at once, each in its own transaction.
+
+    Every step commits its checkpoint together with ``store.advance`` (the job's payload moves
+    to the next visit, under the lease's fencing token), so a crash resumes at the first step
+    not committed and a worker that lost its lease commits nothing. A wait, a sleep, the end of
+    the run or ``INLINE_STEPS`` visits end the chain; the last transaction completes the job.
+    """
+    payload = dict(job.payload)
+    for _ in range(INLINE_STEPS):
+        with transaction.atomic():
+            following = _run_visit(payload)
+            if following is None:
+                store.complete(job)
+                return
+            payload = {**payload, "seq": following[0], "step": following[1]}
+            store.advance(job, payload)
+    with transaction.atomic():  # a long chain goes on in a fresh job
+        store.complete(job)
+        store.enqueue(STEP_JOB, payload, tenant=job.tenant_id, trace_id=job.trace_id or None)
+
+
+def _run_visit(payload: Mapping[str, Any]) -> tuple[int, str] | None:
+    """Run the visit ``payload`` names; the visit to run next at once, if any."""
     run = (
         Execution.objects.select_for_update(of=("self",))
         .select_related("event")
-        .filter(pk=job.payload["execution"])
+        .filter(pk=payload["execution"])
         .first()
     )
-    if run is None or run.is_finished or run.seq != job.payload["seq"]:
-        return  # the run moved on (or is gone): a late or duplicated job does nothing
+    if run is None or run.is_finished or run.seq != payload["seq"]:
+        return None  # the run moved on (or is gone): a late or duplicated job does nothing
     # Secrets a step resolves are registered in this scope: scrubbed from what is stored and
     # forgotten when the step ends.
     with trace(run.trace_id or None), secret_scope():
-        _run_step(run, job.payload["step"])
+        return _run_step(run, payload["step"])
 
 
 @outbox_handler(TIMEOUT_JOB)
@@ -360,14 +385,14 @@ def _enqueue_step(run: Execution, step_id: str, *, available_at: Any = None) -> 
     )
 
 
-def _run_step(run: Execution, step_id: str) -> None:
+def _run_step(run: Execution, step_id: str) -> tuple[int, str] | None:
     compiled = compiled_for(run)
     step = compiled.steps.get(step_id)
     if step is None:
         _finish(
             run, Status.FAILED, error=f"step {step_id!r} does not exist in version {run.version}"
         )
-        return
+        return None
     # One read gives this visit's StepRun (if an earlier attempt left one), the outputs of
     # completed steps for templates, and how often this step was visited before.
     history = list(run.steps.order_by("seq"))
@@ -379,7 +404,7 @@ def _run_step(run: Execution, step_id: str) -> None:
             execution=run, seq=run.seq, step_id=step_id, idempotency_key=key, trace_id=run.trace_id
         )
     elif step_run.status == StepRun.Status.COMPLETED:
-        return  # checkpointed already; the next job was written in the same transaction
+        return None  # checkpointed already; the next job was written in the same transaction
     visit = step_run.idempotency_key
     now = timezone.now()
     step_run.attempt += 1
@@ -417,7 +442,7 @@ def _run_step(run: Execution, step_id: str) -> None:
             _enqueue_step(
                 run, step_id, available_at=timezone.now() + step.retry.delay_for(step_run.attempt)
             )
-            return
+            return None
         step_run.status, step_run.finished_at = StepRun.Status.FAILED, timezone.now()
         step_run.save()
         _finish(
@@ -425,7 +450,7 @@ def _run_step(run: Execution, step_id: str) -> None:
             Status.FAILED,
             error=f"step {step_id!r} failed after {step_run.attempt} attempt(s): {step_run.error}",
         )
-        return
+        return None
 
     step_run.duration_ms = int((time.perf_counter() - started) * 1000)
     step_run.status, step_run.finished_at = StepRun.Status.COMPLETED, timezone.now()
@@ -434,13 +459,14 @@ def _run_step(run: Execution, step_id: str) -> None:
     step_run.error = ""
     step_run.save()
     run.context = scrub_secret_values(compiled.dump_context(context))
-    _apply(run, compiled, step_id, result.transition)
+    return _apply(run, compiled, step_id, result.transition)
 
 
 def _apply(
     run: Execution, compiled: CompiledWorkflow, step_id: str, transition: Transition | None
-) -> None:
-    """Move the run along after a completed step; the next job commits with the checkpoint."""
+) -> tuple[int, str] | None:
+    """Move the run along after a completed step. A step that follows at once is returned (the
+    caller runs it in the same job); anything later is a job written with the checkpoint."""
     natural_next = compiled.steps[step_id].next
     if transition is None:
         transition = Goto(natural_next) if natural_next else Complete({})
@@ -449,13 +475,14 @@ def _apply(
     elif isinstance(transition, Fail):
         _finish(run, Status.FAILED, error=transition.reason)
     elif isinstance(transition, Goto):
-        _advance(run, transition.step)
+        _advance(run, transition.step, enqueue=False)
+        return run.seq, transition.step
     elif isinstance(transition, Sleep):
         wake_at = timezone.now() + transition.duration
         target = transition.then or natural_next
         if target is None:
             _finish(run, Status.COMPLETED, result={})
-            return
+            return None
         run.seq += 1
         run.status, run.wake_at, run.current_step = Status.WAITING, wake_at, target
         run.waiting_for = {"kind": "sleep", "until": wake_at.isoformat()}
@@ -463,6 +490,7 @@ def _apply(
         _enqueue_step(run, target, available_at=wake_at)
     else:
         _wait(run, transition, natural_next)
+    return None
 
 
 def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str | None) -> None:
@@ -496,11 +524,12 @@ def _resume(
     _advance(run, target)
 
 
-def _advance(run: Execution, target: str) -> None:
+def _advance(run: Execution, target: str, *, enqueue: bool = True) -> None:
     run.seq += 1
     run.status, run.current_step, run.waiting_for, run.wake_at = Status.QUEUED, target, None, None
     run.save()
-    _enqueue_step(run, target)
+    if enqueue:
+        _enqueue_step(run, target)
 
 
 def _finish(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:

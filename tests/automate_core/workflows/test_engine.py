@@ -325,3 +325,30 @@ def test_resolved_secret_values_are_never_stored_even_if_a_step_returns_them(mon
     assert run.result == {"token": "[REDACTED]", "note": "used [REDACTED] to call the API"}
     stored = str(list(StepRun.objects.values())) + str(list(Execution.objects.values()))
     assert "tok-9f8e7d6c5b4a" not in stored
+
+
+def test_steps_that_follow_at_once_run_in_one_job_and_long_chains_hand_over(monkeypatch):
+    run = engine.start("three-steps")
+    run_until_idle()
+    assert OutboxJob.objects.filter(kind=engine.STEP_JOB).count() == 1
+    assert refreshed(run).result == {"n": 11}
+
+    monkeypatch.setattr(engine, "INLINE_STEPS", 2)
+    again = engine.start("three-steps")
+    run_until_idle()
+    assert refreshed(again).result == {"n": 11}
+    jobs = OutboxJob.objects.filter(kind=engine.STEP_JOB, payload__execution=str(again.pk))
+    assert jobs.count() == 2 and set(jobs.values_list("status", flat=True)) == {"done"}
+
+
+def test_a_stale_worker_commits_no_step_after_its_lease_is_taken_over():
+    from automate_core.outbox import store
+    from automate_core.outbox.store import LeaseLost
+
+    run = engine.start("three-steps")
+    [lease] = store.claim_batch("slow-worker", 10)
+    OutboxJob.objects.filter(pk=lease.job_id).update(fencing_token=lease.token + 1)  # taken over
+    with pytest.raises(LeaseLost):
+        engine.run_step_job(lease)
+    assert not StepRun.objects.filter(execution=run).exists()
+    assert refreshed(run).status == Status.QUEUED
