@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from automate_core.api.redacted import RAW_PAYLOAD_PERMISSION
+from automate_core.connectors.models import ConnectionProfile
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
 from automate_core.executions.models import Execution, StepRun
@@ -487,3 +488,12 @@ def _audit_secret_delete(request: HttpRequest, obj: StoredSecret) -> None:
         tenant=obj.tenant,
         target=f"secret:{obj.name}",
     )
+
+
+@admin.register(ConnectionProfile)
+class ConnectionProfileAdmin(TenantScopedAdmin):
+    """Configs hold SecretRefs, never values; the redactor still guards what is shown."""
+
+    list_display = ["name", "slug", "connector", "tenant", "updated_at"]
+    list_filter = ["connector"]
+    search_fields = ["name", "slug"]

@@ -1,5 +1,6 @@
 """Models of the core app; each lives in the subpackage that owns it."""
 
+from automate_core.connectors.models import ConnectionProfile
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
 from automate_core.executions.models import Execution, StepRun
@@ -17,6 +18,7 @@ __all__ = [
     "Automation",
     "Budget",
     "BudgetReservation",
+    "ConnectionProfile",
     "Event",
     "Execution",
     "OutboxJob",

@@ -81,7 +81,7 @@ def get_secret(key: str, *, tenant: Tenant | None = None) -> str:
 
     The value is not registered with the redactor; :func:`resolve_secrets` does that.
     """
-    return _resolve_name(key, tenant, _backends())
+    return _resolve_name(key, tenant, _backends(tenant))
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def resolve_secrets(obj: Any, tenant: Tenant | None = None) -> Any:
     names = find_secret_refs(obj)
     if not names:
         return _rebuild(obj, {})
-    backends = _backends()
+    backends = _backends(tenant)
     values: dict[str, str] = {}
     missing: dict[str, SecretNotFoundError] = {}
     for name in names:
@@ -151,11 +151,10 @@ def resolve_secrets(obj: Any, tenant: Tenant | None = None) -> Any:
     return _rebuild(obj, values)
 
 
-def _backends() -> list[tuple[str, SecretsBackend]]:
-    return [
-        (name, plugins.load("secrets.backends", name)())
-        for name in automate_settings.SECRETS_BACKENDS
-    ]
+def _backends(tenant: Tenant | None = None) -> list[tuple[str, SecretsBackend]]:
+    """The backends to try, in the tenant's own order when it set one, else the settings'."""
+    names = getattr(tenant, "secrets_backends", None) or (automate_settings.SECRETS_BACKENDS)
+    return [(name, plugins.load("secrets.backends", name)()) for name in names]
 
 
 def _resolve_name(

@@ -53,6 +53,13 @@ class JobOutcome(StrEnum):
     LOST = "lost"
 
 
+def _release_expired_budget_holds() -> None:
+    """Budget reservations of workers that died are released like their leases."""
+    from automate_core.governance.budgets import release_expired
+
+    release_expired()
+
+
 def run_job(lease: Lease) -> JobOutcome:
     """Run one claimed job: handler and completion commit together, or not at all.
 
@@ -387,10 +394,12 @@ class Worker:
         }
         if self.prune_interval:
             periods["prune"] = self.prune_interval
+        periods["budgets"] = self.reap_interval
         actions: dict[str, Callable[[], Any]] = {
             "heartbeat": self._keeper.beat,
             "reap": self._reap,
             "prune": store.prune,
+            "budgets": _release_expired_budget_holds,
         }
         due = dict.fromkeys(periods, time.monotonic())
         due["heartbeat"] += periods["heartbeat"]

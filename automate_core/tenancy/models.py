@@ -34,6 +34,13 @@ class Tenant(UUIDModel, TimeStampedModel):
         "Empty allows any public host; private and metadata addresses are always refused.",
     )
 
+    secrets_backends = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Secrets backends to try, in order, e.g. ["db", "env"]. Empty: the '
+        'AUTOMATE["SECRETS_BACKENDS"] order.',
+    )
+
     class Meta:
         ordering = ["name"]
 

@@ -242,7 +242,8 @@ def _connector(node: Node, call: StepCall) -> StepResult:
 
     # SecretRefs are resolved only now, inside the step, and never written back to the graph.
     tenant = Tenant.objects.filter(pk=call.tenant_id).first() if call.tenant_id else None
-    adapter = connector_class(node["connector"])(resolve_secrets(node.get("config") or {}, tenant))
+    code, config = _connection(node, tenant)
+    adapter = connector_class(code)(resolve_secrets(config, tenant))
     params = render_value(node.get("input") or {}, call.scope(), "input")
     result = adapter.execute(
         node["action"],
@@ -258,10 +259,29 @@ def _connector(node: Node, call: StepCall) -> StepResult:
     return StepResult(output={"data": result.data, "status": result.status})
 
 
+def _connection(node: Node, tenant: Any) -> tuple[str, dict[str, Any]]:
+    """The connector code and config of a node: inline, or from the tenant's ConnectionProfile
+    named by ``connection`` (inline ``config`` keys override the profile's)."""
+    from automate_core.connectors.models import ConnectionProfile
+    from automate_core.errors import NotFoundError
+
+    name = node.get("connection")
+    if not name:
+        return node["connector"], dict(node.get("config") or {})
+    profile = (
+        ConnectionProfile.objects.for_tenant(tenant).filter(slug=name).first() if tenant else None
+    )
+    if profile is None:
+        raise NotFoundError(f"No connection profile named {name!r} in this tenant")
+    return profile.connector, {**profile.config, **(node.get("config") or {})}
+
+
 def _validate_connector(node: Node, path: str) -> list[Problem]:
     from automate_core.connectors.base import connector_class
     from automate_core.plugins import PluginNotFound
 
+    if node.get("connection"):
+        return _require(node, path, "action")  # the profile is checked when the step runs
     problems = _require(node, path, "connector", "action")
     if problems:
         return problems

@@ -141,3 +141,15 @@ def test_the_admin_keeps_the_value_when_left_empty_and_replaces_it_when_given(ad
     admin_client.post(url, {"value": "new-value-123"})
     assert StoredSecret.objects.get(pk=secret.pk).decrypt() == "new-value-123"
     assert AuditLog.objects.filter(action="secret.write").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_tenant_can_set_its_own_backend_order(tenant, monkeypatch):
+    monkeypatch.setenv("AUTOMATE_SECRET_ORDERED", "from-env")
+    assert get_secret("ORDERED", tenant=tenant) == "from-env"
+    tenant.secrets_backends = ["db"]
+    tenant.save()
+    with pytest.raises(SecretNotFoundError, match="ORDERED"):
+        get_secret("ORDERED", tenant=tenant)
+    set_secret("ORDERED", "from-db", tenant=tenant)
+    assert get_secret("ORDERED", tenant=tenant) == "from-db"

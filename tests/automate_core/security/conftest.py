@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from automate_core.connectors.models import ConnectionProfile
 from automate_core.events.ingest import ingestor
 from automate_core.events.models import Event
 from automate_core.events.webhooks import WebhookSource
@@ -128,6 +129,11 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
         scope_id="orders",
         period=Budget.Period.TOTAL,
         limit_tokens=1000,
+    )
+
+    # The same profile slug in both tenants: a lookup that drops the tenant finds the wrong one.
+    ConnectionProfile.objects.create(
+        tenant=tenant, name="CRM", slug="crm", connector="echo", config={"label": slug}
     )
 
     # The same secret name in both tenants: a lookup that drops the tenant finds the wrong one.

@@ -62,6 +62,7 @@ def test_the_tenant_owned_model_inventory_is_known():
         "APIKey",
         "Automation",
         "Budget",
+        "ConnectionProfile",
         "Event",
         "Execution",
         "OutboxJob",
