@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from automate_core.api.budgets import BudgetViewSet
 from automate_core.api.routers import OptionalSlashRouter
 from automate_core.api.runtime import EventViewSet, ExecutionViewSet, RuleDryRunView, WebhookView
 from automate_core.api.tenancy import APIKeyViewSet, CurrentTenantView
@@ -10,6 +11,7 @@ router = OptionalSlashRouter()
 router.register("api-keys", APIKeyViewSet, basename="api-key")
 router.register("events", EventViewSet, basename="event")
 router.register("executions", ExecutionViewSet, basename="execution")
+router.register("budgets", BudgetViewSet, basename="budget")
 
 urlpatterns = [
     path("tenant", CurrentTenantView.as_view(), name="current-tenant"),

@@ -302,3 +302,21 @@ def test_concurrent_reserve_and_settle_never_spend_past_the_limit():
     assert spent_tokens == sum(admitted) <= LIMIT_TOKENS
     assert spent_cost == Decimal(sum(admitted)) / 100 <= Decimal("50")
     assert (reserved_tokens, reserved_cost) == (0, Decimal("0"))
+
+
+@pytest.mark.django_db
+def test_budget_api_shows_limits_spent_and_held(api_client, tenant):
+    from automate_core.governance import budgets as ledger
+
+    Budget.objects.create(
+        tenant=tenant,
+        scope_type="tenant",
+        scope_id=str(tenant.pk),
+        period="total",
+        limit_tokens=1000,
+    )
+    hold = ledger.reserve(tenant, [("tenant", str(tenant.pk))], tokens=300, ref="api-view")
+    ledger.settle(hold, actual_tokens=120, actual_cost=0)
+    ledger.reserve(tenant, [("tenant", str(tenant.pk))], tokens=50, ref="in-flight")
+    [row] = api_client.get("/api/v1/budgets?scope_type=tenant").json()["results"]
+    assert (row["limit_tokens"], row["spent_tokens"], row["reserved_tokens"]) == (1000, 120, 50)

@@ -34,12 +34,14 @@ API_PREFIX = "api/v1/"
 # Route name -> path. List routes: A must see none of B's ids.
 LIST_ROUTES = {
     "api-key-list": "/api/v1/api-keys",
+    "budget-list": "/api/v1/budgets",
     "event-list": "/api/v1/events",
     "execution-list": "/api/v1/executions",
 }
 # Route name -> (path template, which of B's objects it addresses). A must get 404.
 DETAIL_ROUTES = {
     "api-key-detail": ("/api/v1/api-keys/{pk}", "key"),
+    "budget-detail": ("/api/v1/budgets/{pk}", "budget"),
     "event-detail": ("/api/v1/events/{pk}", "event"),
     "execution-detail": ("/api/v1/executions/{pk}", "waiting_run"),
     "execution-signal": ("/api/v1/executions/{pk}/signal", "waiting_run"),
@@ -55,6 +57,7 @@ OTHER_ROUTES = {
 # Filters each list accepts: every one is tried, since a filter can bypass the tenant scope.
 LIST_FILTERS = {
     "api-key-list": [{}],
+    "budget-list": [{}, {"scope_type": "workflow"}, {"scope_id": "orders"}],
     "event-list": [{}, {"type": SHARED_EVENT_TYPE}],
     "execution-list": [
         {},
