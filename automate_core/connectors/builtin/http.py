@@ -205,15 +205,21 @@ def is_secret_ref(value: Any) -> bool:
         return False
 
 
-def url_problems(name: str, value: Any, *, required: bool = False) -> list[str]:
-    """Problems with a URL option: an absolute http(s) URL, or a SecretRef to one."""
+def _missing_or_ref_problems(name: str, value: Any, required: bool) -> list[str] | None:
+    """The verdict for an absent value or a SecretRef; None when the value itself needs checking."""
     if value is None:
         return [f"{name} is required"] if required else []
     if is_secret_ref(value):
         return []
     problem = secret_ref_problem(name, value)
-    if problem:
-        return [problem]
+    return [problem] if problem else None
+
+
+def url_problems(name: str, value: Any, *, required: bool = False) -> list[str]:
+    """Problems with a URL option: an absolute http(s) URL, or a SecretRef to one."""
+    verdict = _missing_or_ref_problems(name, value, required)
+    if verdict is not None:
+        return verdict
     if not isinstance(value, str) or not value:
         return [f"{name} must be a URL"]
     try:
@@ -227,13 +233,9 @@ def url_problems(name: str, value: Any, *, required: bool = False) -> list[str]:
 
 def text_problems(name: str, value: Any, *, required: bool = False) -> list[str]:
     """Problems with a string option that may hold a secret (or a SecretRef to one)."""
-    if value is None:
-        return [f"{name} is required"] if required else []
-    if is_secret_ref(value):
-        return []
-    problem = secret_ref_problem(name, value)
-    if problem:
-        return [problem]
+    verdict = _missing_or_ref_problems(name, value, required)
+    if verdict is not None:
+        return verdict
     if not isinstance(value, str) or not value:
         return [f"{name} must be a non-empty string"]
     return []
