@@ -44,6 +44,8 @@ class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
             raise ValidationError({"automation": "Belongs to another tenant."})
         if self.version is not None and self.version.automation_id != self.automation_id:
             raise ValidationError({"version": "Is not a version of this automation."})
+        if self.version is not None and not self.version.is_published:
+            raise ValidationError({"version": "Is a draft; pin a published version."})
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.clean()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
 from django.utils import timezone
 
 from automate_core.outbox import store
@@ -27,5 +26,5 @@ def fire_timers(*, kinds: tuple[str, ...] = ()) -> int:
     """Make every queued future job due now, as if its time had come. Returns how many."""
     due = OutboxJob.objects.filter(status__in=OutboxJob.CLAIMABLE, available_at__gt=timezone.now())
     if kinds:
-        due = due.filter(Q(kind__in=kinds))
+        due = due.filter(kind__in=kinds)
     return due.update(available_at=timezone.now())

@@ -32,7 +32,7 @@ from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
 from automate_core.executions.models import Execution, StepRun
-from automate_core.governance.redaction import scrub_secret_values, secret_scope
+from automate_core.governance.redaction import redact_text, scrub_secret_values, secret_scope
 from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
 from automate_core.outbox.store import Lease
@@ -99,14 +99,16 @@ def _resolve(
     name: str, tenant: Any, version: WorkflowVersion | None
 ) -> tuple[CompiledWorkflow, WorkflowVersion | None]:
     if version is not None:
-        return compile_graph(version.graph, name=name, version=version.digest), version
+        if not version.is_published:
+            raise ConflictError(f"{version} is a draft; publish it before running it")
+        return _compiled_version(version.pk, name), version
     if tenant is not None:
         automation = Automation.objects.for_tenant(tenant).filter(slug=name).first()
         if automation is not None:
             live = automation.live_version
             if live is None:
                 raise ConflictError(f"Automation {name!r} has no live version; publish one first")
-            return compile_graph(live.graph, name=name, version=live.digest), live
+            return _compiled_version(live.pk, name), live
     discover_workflows()
     compiled = registry.get(name)
     if compiled is None:
@@ -184,9 +186,7 @@ def signal(
     resumed = []
     with transaction.atomic():
         for run in waiting.select_for_update(skip_locked=False).order_by("created_at"):
-            compiled = compiled_for(run)
-            run.context = compiled.merge_into_context(run.context, payload or {})
-            _resume(run, compiled, (run.waiting_for or {}).get("then"), payload=dict(payload or {}))
+            _deliver(run, dict(payload or {}))
             resumed.append(run)
     return resumed
 
@@ -350,7 +350,6 @@ def run_timeout_job(job: Lease) -> None:
         return  # the signal or event came first
     waiting_for = run.waiting_for or {}
     target = waiting_for.get("on_timeout")
-    compiled = compiled_for(run)
     if target is None:
         _finish(
             run,
@@ -358,7 +357,7 @@ def run_timeout_job(job: Lease) -> None:
             error=f"timed out waiting for {waiting_for.get('kind')} {waiting_for.get('name')!r}",
         )
         return
-    _resume(run, compiled, target)
+    _resume(run, target)
 
 
 @outbox_handler(EVENT_JOB)
@@ -515,9 +514,14 @@ def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str 
         )
 
 
-def _resume(
-    run: Execution, compiled: CompiledWorkflow, target: str | None, payload: Any = None
-) -> None:
+def _deliver(run: Execution, payload: Mapping[str, Any]) -> None:
+    """A waiting run got its signal or event: the payload merges into the Context fields that
+    exist, and the run goes on at the wait's ``then``."""
+    run.context = compiled_for(run).merge_into_context(run.context, payload)
+    _resume(run, (run.waiting_for or {}).get("then"), payload=payload)
+
+
+def _resume(run: Execution, target: str | None, payload: Any = None) -> None:
     if target is None:
         _finish(run, Status.COMPLETED, result=payload or {})
         return
@@ -553,14 +557,10 @@ def _resume_event_waiters(event: Event) -> None:
             match = (run.waiting_for or {}).get("match")
             if match is not None and not jsonlogic_apply(match, scope):
                 continue
-            compiled = compiled_for(run)
-            run.context = compiled.merge_into_context(run.context, event.payload)
-            _resume(run, compiled, (run.waiting_for or {}).get("then"), payload=event.payload)
+            _deliver(run, event.payload)
 
 
 def _describe(exc: Exception) -> str:
-    from automate_core.governance.redaction import redact_text
-
     text = f"{type(exc).__name__}: {exc}"
     tail = "".join(traceback.format_exception(exc)[-3:])
     return redact_text(f"{text}\n{tail}")[:8000]

@@ -352,3 +352,12 @@ def test_a_stale_worker_commits_no_step_after_its_lease_is_taken_over():
         engine.run_step_job(lease)
     assert not StepRun.objects.filter(execution=run).exists()
     assert refreshed(run).status == Status.QUEUED
+
+
+def test_a_draft_version_cannot_be_run(tenant):
+    from automate_core.errors import ConflictError
+
+    automation = Automation.objects.create(tenant=tenant, name="Drafty")
+    draft = automation.new_version(GRAPH_V1)
+    with pytest.raises(ConflictError, match="draft"):
+        engine.start(automation.slug, tenant=tenant, version=draft)
