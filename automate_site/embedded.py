@@ -34,6 +34,7 @@ def postgres_url(var_dir: Path) -> str:
         import pgserver  # the 'embedded' extra
 
     var_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_postgres_users(var_dir / "pgdata")
     server = pgserver.get_server(var_dir / "pgdata", cleanup_mode="stop")
     # DATABASE_NAME is a constant, not input.
     server.psql(
@@ -41,6 +42,23 @@ def postgres_url(var_dir: Path) -> str:
         f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE_NAME}')\\gexec"
     )
     return str(server.get_uri(DATABASE_NAME))
+
+
+def _forget_dead_postgres_users(pgdata: Path) -> None:
+    """pgserver stops the server when the last process in its pid list exits; a process killed
+    with SIGKILL never leaves the list and would keep the server running for good. Prune the
+    dead ones, as :func:`redis_url` does for Redis, under pgserver's own lock."""
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
 
 
 def redis_url(var_dir: Path) -> str:
