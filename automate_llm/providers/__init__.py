@@ -1,0 +1,1 @@
+"""LLM provider plugins (entry-point group ``django_automate.llm.providers``)."""
