@@ -80,3 +80,12 @@ class StructuredOutputInvalid(LLMError):
     status_code = 422
     code = "llm_structured_output_invalid"
     default_message = "The model's output did not match the requested JSON schema."
+
+
+class StreamCancelled(LLMError):
+    """The caller closed a stream before it ended (a client went away); what arrived is
+    charged."""
+
+    status_code = 499
+    code = "llm_stream_cancelled"
+    default_message = "The stream was closed before it ended."

@@ -7,6 +7,8 @@ them (:meth:`LLMProvider.get_client`). Call records keep content through the gov
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 
 from automate_core.base import SluggedModel, TenantScopedModel, TimeStampedModel, UUIDModel
+from automate_core.errors import ConflictError
 from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
 
 
@@ -128,6 +131,12 @@ class Prompt(UUIDModel, TimeStampedModel, TenantScopedModel, SluggedModel):
         return self.name
 
 
+# What a published PromptVersion freezes (with its prompt, tenant and publication).
+PROMPT_VERSION_CONTENT = (
+    "version", "system_template", "user_template", "variables", "model", "params",
+)  # fmt: skip
+
+
 class PromptVersion(UUIDModel, TimeStampedModel, TenantScopedModel):
     """One version of a prompt. ``variables`` is a JSON schema (type object) of what it takes."""
 
@@ -157,13 +166,49 @@ class PromptVersion(UUIDModel, TimeStampedModel, TenantScopedModel):
     def is_published(self) -> bool:
         return self.published_at is not None
 
+    @property
+    def content_digest(self) -> str:
+        """sha256 of everything a published version freezes: equal digests, equal prompts."""
+        content = {name: getattr(self, name) for name in PROMPT_VERSION_CONTENT}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def clean(self) -> None:
+        from automate_llm.prompts import version_problems
+
+        problems = version_problems(self)
+        if problems:
+            raise ValidationError(problems)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuses any change to a published version (its content, number, prompt or state)."""
+        if not self._state.adding:
+            frozen = ("published_at", "prompt_id", "tenant_id", *PROMPT_VERSION_CONTENT)
+            stored = PromptVersion._base_manager.filter(pk=self.pk).values(*frozen).first()
+            if stored and stored["published_at"]:
+                changed = [name for name in frozen if stored[name] != getattr(self, name)]
+                if changed:
+                    raise ConflictError(
+                        f"{self} is published and cannot change; create a new version",
+                        details={"changed": changed},
+                    )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """Drafts can be deleted; a published version stays (workflows may pin it)."""
+        if self.is_published:
+            raise ConflictError(f"{self} is published and cannot be deleted")
+        return super().delete(*args, **kwargs)
+
 
 class PromptLabel(UUIDModel, TimeStampedModel, TenantScopedModel):
     """A movable name (``production``, ``canary``) pointing at one published version."""
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="labels")
     name = models.SlugField(max_length=50)
-    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="labels")
+    # RESTRICT, not PROTECT: a labelled version cannot be deleted on its own, but deleting the
+    # prompt or the tenant takes its labels and versions together.
+    version = models.ForeignKey(PromptVersion, on_delete=models.RESTRICT, related_name="labels")
 
     class Meta:
         ordering = ["prompt", "name"]
@@ -173,6 +218,12 @@ class PromptLabel(UUIDModel, TimeStampedModel, TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.prompt}@{self.name}"
+
+    def clean(self) -> None:
+        if self.version_id and self.prompt_id and self.version.prompt_id != self.prompt_id:
+            raise ValidationError({"version": "The version belongs to another prompt."})
+        if self.version_id and not self.version.is_published:
+            raise ValidationError({"version": "Only a published version can carry a label."})
 
 
 class LLMRequest(UUIDModel, TenantScopedModel):

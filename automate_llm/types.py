@@ -61,7 +61,8 @@ class ChatOptions(BaseModel):
 
 
 class Usage(BaseModel):
-    """Tokens as the provider reports them; ``cached_tokens`` is input read from its cache."""
+    """Tokens as the provider reports them; ``cached_tokens`` is the part of ``input_tokens``
+    read from the provider's cache (providers that report it apart are added in)."""
 
     input_tokens: int = 0
     output_tokens: int = 0

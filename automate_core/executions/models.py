@@ -8,6 +8,8 @@ most once and its output and transition are the checkpoint the run resumes from.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
 
@@ -82,6 +84,17 @@ class Execution(UUIDModel, TimeStampedModel):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a loaded run never writes ``usage``: AI steps add to it while the engine
+        holds the run in memory, and only ``executions.services.add_usage`` may change it."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "usage"
+            ]
+        super().save(*args, **kwargs)
 
 
 class StepRun(UUIDModel, TimeStampedModel):

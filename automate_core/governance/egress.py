@@ -11,7 +11,8 @@ tenant (or a prompt) can influence, so each URL is checked here before any byte 
   :func:`check_url` on every request, redirect hops included (httpx sends each hop as a new
   request), and then connects to exactly the addresses that were approved. There is no second
   DNS lookup, so DNS rebinding has no window; the ``Host`` header, TLS SNI and certificate
-  verification still use the original hostname.
+  verification still use the original hostname. :func:`httpx2_client` is the same for
+  ``httpx2``, the httpx fork the openai and anthropic SDKs are built on.
 
 Ambiguous spellings are refused rather than interpreted: a URL that two parsers could read
 differently (``http://127.1/``, ``http://0x7f.1/``, ``http://a@b/``, backslashes, percent-encoded
@@ -27,13 +28,17 @@ import re
 import socket
 import ssl
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio.to_thread
 import httpcore
+import httpcore2
 import httpx
+import httpx2
 import idna
 
 from automate_core.conf import automate_settings
@@ -53,11 +58,13 @@ __all__ = [
     "CheckedURL",
     "EgressDenied",
     "EgressTransport",
+    "Httpx2EgressTransport",
     "Resolver",
     "async_http_client",
     "check_url",
     "host_matches",
     "http_client",
+    "httpx2_client",
     "validate_host_pattern",
 ]
 
@@ -425,7 +432,7 @@ def _is_exempt(host: str, address: IPAddress) -> bool:
 
 
 def check_url(
-    url: str | httpx.URL,
+    url: str | httpx.URL | httpx2.URL,
     tenant: Tenant | None = None,
     *,
     resolver: Resolver | None = None,
@@ -437,7 +444,7 @@ def check_url(
     could answer differently (DNS rebinding). ``resolver`` defaults to
     :func:`socket.getaddrinfo`.
     """
-    text = str(url) if isinstance(url, httpx.URL) else url
+    text = str(url) if isinstance(url, httpx.URL | httpx2.URL) else url
     if not isinstance(text, str):
         raise EgressDenied("URL must be a string")
     target = _parse(text)
@@ -507,11 +514,26 @@ def _checked_for(host: str, port: int) -> CheckedURL:
     return checked
 
 
-class _PinnedBackend(httpcore.NetworkBackend):
-    """Connects to the approved addresses of the current request, never to a fresh lookup."""
+@contextmanager
+def _pinned_to(checked: CheckedURL) -> Iterator[None]:
+    """Let the pinned backends of this thread or task connect to ``checked`` only."""
+    token = _current_check.set(checked)
+    try:
+        yield
+    finally:
+        _current_check.reset(token)
 
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+
+class _PinnedBackend(httpcore.NetworkBackend):
+    """Connects to the approved addresses of the current request, never to a fresh lookup.
+
+    ``core`` is the httpcore module ``inner`` comes from: ``httpcore`` or its fork ``httpcore2``
+    (same backend API), whose connect errors are the ones to fall through to the next address.
+    """
+
+    def __init__(self, inner: Any, core: ModuleType = httpcore) -> None:
         self._inner = inner
+        self._connect_errors: tuple[type[Exception], ...] = (core.ConnectError, core.ConnectTimeout)
 
     def connect_tcp(
         self,
@@ -528,7 +550,7 @@ class _PinnedBackend(httpcore.NetworkBackend):
                 return self._inner.connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            except self._connect_errors as exc:
                 last_error = exc
         assert last_error is not None  # addresses is never empty
         raise last_error
@@ -596,10 +618,11 @@ def _pool_options(
     local_address: str | None,
     retries: int,
     socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+    create_ssl_context: Callable[..., ssl.SSLContext] = httpx.create_ssl_context,
 ) -> dict[str, Any]:
     limits = limits or _DEFAULT_LIMITS
     return {
-        "ssl_context": httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+        "ssl_context": create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
         "max_connections": limits.max_connections,
         "max_keepalive_connections": limits.max_keepalive_connections,
         "keepalive_expiry": limits.keepalive_expiry,
@@ -647,11 +670,54 @@ class EgressTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         checked = check_url(request.url, self._tenant, resolver=self._resolver)
-        token = _current_check.set(checked)
-        try:
+        with _pinned_to(checked):
             return super().handle_request(request)
-        finally:
-            _current_check.reset(token)
+
+
+class Httpx2EgressTransport(httpx2.HTTPTransport):
+    """:class:`EgressTransport` for ``httpx2``, the httpx fork the provider SDKs are built on.
+
+    The same pinned backend runs over ``httpcore2``'s pool, so the same guarantees hold.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant: Tenant | None = None,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx2.Limits | None = None,
+        local_address: str | None = None,
+        retries: int = 0,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> None:
+        self._tenant = tenant
+        self._resolver = resolver
+        options = _pool_options(
+            verify,
+            cert,
+            trust_env,
+            http1,
+            http2,
+            cast(Any, limits),
+            local_address,
+            retries,
+            socket_options,
+            create_ssl_context=httpx2.create_ssl_context,
+        )
+        backend = _PinnedBackend(httpcore2.SyncBackend(), core=httpcore2)
+        self._pool = httpcore2.ConnectionPool(
+            network_backend=cast(httpcore2.NetworkBackend, backend), **options
+        )
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        checked = check_url(request.url, self._tenant, resolver=self._resolver)
+        with _pinned_to(checked):
+            return super().handle_request(request)
 
 
 class AsyncEgressTransport(httpx.AsyncHTTPTransport):
@@ -685,11 +751,8 @@ class AsyncEgressTransport(httpx.AsyncHTTPTransport):
         checked = await anyio.to_thread.run_sync(
             functools.partial(check_url, request.url, self._tenant, resolver=self._resolver)
         )
-        token = _current_check.set(checked)
-        try:
+        with _pinned_to(checked):
             return await super().handle_async_request(request)
-        finally:
-            _current_check.reset(token)
 
 
 # Client options that would send requests around the guarded transport.
@@ -728,3 +791,17 @@ def async_http_client(
     options = _split_options(httpx_kwargs)
     transport = AsyncEgressTransport(tenant=tenant, resolver=resolver, **options)
     return httpx.AsyncClient(transport=transport, **httpx_kwargs)
+
+
+def httpx2_client(
+    tenant: Tenant | None = None, *, resolver: Resolver | None = None, **httpx_kwargs: Any
+) -> httpx2.Client:
+    """:func:`http_client` for ``httpx2``: pass it as the openai/anthropic SDKs' ``http_client``.
+
+    Every request the SDK sends (and every redirect hop) passes the policy for ``tenant`` and
+    connects only to the approved addresses; a refusal raises :class:`EgressDenied` inside the
+    SDK, which wraps it in its connection error (``__cause__`` is the EgressDenied).
+    """
+    options = _split_options(httpx_kwargs)
+    transport = Httpx2EgressTransport(tenant=tenant, resolver=resolver, **options)
+    return httpx2.Client(transport=transport, **httpx_kwargs)

@@ -147,7 +147,7 @@ def compile_class(
 
 def _runner(bound_method: Callable[[], Any]) -> Callable[[StepCall], StepResult]:
     def run(call: StepCall) -> StepResult:
-        with bound_context(call.context):
+        with bound_context(call.context, call):
             returned = bound_method()
         transition: Transition | None = returned if returned is not None else None
         return StepResult(output=None, transition=transition)

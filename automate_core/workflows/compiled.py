@@ -89,6 +89,7 @@ class CompiledWorkflow:
 
 
 _current_context: contextvars.ContextVar[Any] = contextvars.ContextVar("workflow_context")
+_current_call: contextvars.ContextVar[StepCall] = contextvars.ContextVar("workflow_step_call")
 
 
 def get_context() -> Any:
@@ -101,10 +102,22 @@ def get_context() -> Any:
         ) from None
 
 
+def current_step_call() -> StepCall:
+    """The running step's call (run, step, idempotency key, trace), for services that attribute
+    their work to it, such as metered AI calls made from a code-first step."""
+    try:
+        return _current_call.get()
+    except LookupError:
+        raise RuntimeError("only available inside a running workflow step") from None
+
+
 @contextmanager
-def bound_context(context: Any) -> Iterator[Any]:
+def bound_context(context: Any, call: StepCall | None = None) -> Iterator[Any]:
     token = _current_context.set(context)
+    call_token = _current_call.set(call) if call is not None else None
     try:
         yield context
     finally:
+        if call_token is not None:
+            _current_call.reset(call_token)
         _current_context.reset(token)

@@ -236,6 +236,14 @@ def _fail(node: Node, call: StepCall) -> StepResult:
 
 
 def _connector(node: Node, call: StepCall) -> StepResult:
+    params = render_value(node.get("input") or {}, call.scope(), "input")
+    result = run_connector(node, params, call)
+    return StepResult(output={"data": result.data, "status": result.status})
+
+
+def run_connector(node: Node, params: Mapping[str, Any], call: StepCall) -> Any:
+    """Run the connector action a node names (inline config or a ``connection`` profile) with
+    ``params``, as part of step ``call`` (its idempotency key goes to the connector)."""
     from automate_core.connectors.base import ConnectorContext, connector_class
     from automate_core.governance.secrets import resolve_secrets
     from automate_core.tenancy.models import Tenant
@@ -244,10 +252,9 @@ def _connector(node: Node, call: StepCall) -> StepResult:
     tenant = Tenant.objects.filter(pk=call.tenant_id).first() if call.tenant_id else None
     code, config = _connection(node, tenant)
     adapter = connector_class(code)(resolve_secrets(config, tenant))
-    params = render_value(node.get("input") or {}, call.scope(), "input")
-    result = adapter.execute(
+    return adapter.execute(
         node["action"],
-        params,
+        dict(params),
         ConnectorContext(
             idempotency_key=call.idempotency_key,
             trace_id=call.trace_id,
@@ -256,7 +263,6 @@ def _connector(node: Node, call: StepCall) -> StepResult:
             step_id=call.step_id,
         ),
     )
-    return StepResult(output={"data": result.data, "status": result.status})
 
 
 def _connection(node: Node, tenant: Any) -> tuple[str, dict[str, Any]]:
@@ -276,7 +282,7 @@ def _connection(node: Node, tenant: Any) -> tuple[str, dict[str, Any]]:
     return profile.connector, {**profile.config, **(node.get("config") or {})}
 
 
-def _validate_connector(node: Node, path: str) -> list[Problem]:
+def validate_connector(node: Node, path: str) -> list[Problem]:
     from automate_core.connectors.base import connector_class
     from automate_core.plugins import PluginNotFound
 
@@ -327,4 +333,4 @@ register_step_type(
 )
 register_step_type("complete", StepType(_complete))
 register_step_type("fail", StepType(_fail))
-register_step_type("connector", StepType(_connector, _validate_connector))
+register_step_type("connector", StepType(_connector, validate_connector))

@@ -1,5 +1,18 @@
 """``/api/v1/llm/``: chat, prompts and usage."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from automate_core.api.routers import OptionalSlashRouter
+from automate_llm.api.prompts import PromptVersionViewSet, PromptViewSet
+from automate_llm.api.usage import UsageReportView
+
+router = OptionalSlashRouter()
+router.register("prompts", PromptViewSet, basename="llm-prompt")
+router.register(
+    r"prompts/(?P<prompt>[^/.]+)/versions", PromptVersionViewSet, basename="llm-prompt-version"
+)
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(r"^usage/?$", UsageReportView.as_view(), name="llm-usage"),
+    *router.urls,
+]

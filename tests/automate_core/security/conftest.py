@@ -1,7 +1,8 @@
 """Two tenants with rich, overlapping state, built only through the public services.
 
-Both tenants use the same automation slug, event type, idempotency key, signal name and budget
-scope, so any query that forgets its tenant filter finds the other tenant's row.
+Both tenants use the same automation slug, event type, idempotency key, signal name, budget
+scope, LLM provider, model and prompt slugs and prompt label, so any query that forgets its
+tenant filter finds the other tenant's row.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
 from automate_core.testing.runtime import run_until_idle
 from automate_core.workflows import engine
 from automate_core.workflows.models import Automation, WorkflowVersion
+from automate_llm import prompts
+from automate_llm.models import (
+    LLMModelConfig,
+    LLMProvider,
+    LLMRequest,
+    LLMUsage,
+    Prompt,
+    PromptLabel,
+    PromptVersion,
+)
 
 GRAPH = {
     "start": "done",
@@ -58,6 +69,15 @@ class TenantState:
     waiting_run: Execution
     event_waiting_run: Execution
     job: OutboxJob
+    llm_provider: LLMProvider
+    llm_model: LLMModelConfig
+    prompt: Prompt
+    prompt_version: PromptVersion
+    prompt_draft: PromptVersion
+    prompt_label: PromptLabel
+    private_prompt: Prompt
+    llm_request: LLMRequest
+    llm_usage: LLMUsage
     extra: dict[str, Any] = field(default_factory=dict)
 
     def client(self, **headers: str) -> APIClient:
@@ -82,6 +102,15 @@ class TenantState:
             self.waiting_run,
             self.event_waiting_run,
             self.job,
+            self.llm_provider,
+            self.llm_model,
+            self.prompt,
+            self.prompt_version,
+            self.prompt_draft,
+            self.prompt_label,
+            self.private_prompt,
+            self.llm_request,
+            self.llm_usage,
         ]
         found = {str(r.pk) for r in rows} | {str(self.tenant.pk)}
         found |= {
@@ -158,7 +187,11 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
         idempotency_key=f"security-{slug}",
     )
 
+    # The LLM gateway: the same provider, model, prompt slugs and label in both tenants.
+    llm = _build_llm(tenant)
+
     return TenantState(
+        **llm,
         tenant=tenant,
         raw_key=raw,
         key=key,
@@ -177,6 +210,72 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
         event_waiting_run=Execution.objects.get(pk=event_waiting.pk),
         job=job,
     )
+
+
+def _build_llm(tenant: Tenant) -> dict[str, Any]:
+    slug = tenant.slug
+    provider = LLMProvider.objects.create(
+        tenant=tenant,
+        name="Main",
+        provider_type="openai",
+        config={"api_key": {"$secret": "OPENAI_KEY"}, "organization": f"org-{slug}"},
+        is_default=True,
+    )
+    model = LLMModelConfig.objects.create(
+        tenant=tenant, name="Fast", provider=provider, model_id="gpt-4o-mini", is_default=True
+    )
+    prompt = prompts.create_prompt(tenant, name="Support reply")  # same slug everywhere
+    version = prompts.publish(
+        prompts.create_version(
+            prompt,
+            system_template=f"You work for {slug}.",
+            user_template="{{ q }}",
+            variables=["q"],
+        ),
+        label="production",
+    )
+    draft = prompts.create_version(
+        prompt, user_template=f"{slug} draft {{{{ q }}}}", variables=["q"]
+    )
+    private = prompts.create_prompt(tenant, name=f"{slug} private prompt")
+    prompts.publish(prompts.create_version(private, user_template=f"{slug} secret"))
+    request = LLMRequest.objects.create(
+        tenant=tenant,
+        provider=provider,
+        provider_type="openai",
+        model="gpt-4o-mini",
+        prompt_version=version,
+        prompt_slug=prompt.slug,
+        idempotency_key=SHARED_IDEMPOTENCY_KEY,
+        success=True,
+        attempts=1,
+        request={"messages": [{"role": "user", "content": f"question of {slug}"}]},
+        response={"text": f"answer for {slug}"},
+    )
+    usage = LLMUsage.objects.create(
+        tenant=tenant,
+        request=request,
+        provider_type="openai",
+        model="gpt-4o-mini",
+        input_tokens=12,
+        output_tokens=5,
+    )
+    # Dated a year and more back, so usage reports over their default window count only the
+    # calls a test makes.
+    long_ago = timezone.now() - timedelta(days=400)
+    LLMRequest.objects.filter(pk=request.pk).update(created_at=long_ago)
+    LLMUsage.objects.filter(pk=usage.pk).update(created_at=long_ago)
+    return {
+        "llm_provider": provider,
+        "llm_model": model,
+        "prompt": prompt,
+        "prompt_version": version,
+        "prompt_draft": draft,
+        "prompt_label": PromptLabel.objects.get(prompt=prompt, name="production"),
+        "private_prompt": private,
+        "llm_request": request,
+        "llm_usage": usage,
+    }
 
 
 @dataclass

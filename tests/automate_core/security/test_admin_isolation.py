@@ -19,9 +19,12 @@ from .conftest import World
 pytestmark = pytest.mark.django_db
 
 
+ADMIN_APPS = ("automate_core", "automate_llm")
+
+
 def _registered() -> list[type[models.Model]]:
     return sorted(
-        (m for m in admin.site._registry if m._meta.app_label == "automate_core"),
+        (m for m in admin.site._registry if m._meta.app_label in ADMIN_APPS),
         key=lambda m: m.__name__,
     )
 
@@ -57,7 +60,7 @@ def _changelist(model: type[models.Model]) -> str:
 def staff_of_a(world: World, django_user_model: Any) -> Any:
     user = django_user_model.objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
     user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="automate_core").filter(
+        Permission.objects.filter(content_type__app_label__in=ADMIN_APPS).filter(
             codename__regex=r"^(view|change)_"
         )
     )
@@ -126,3 +129,26 @@ def test_staff_without_permissions_sees_nothing(world, client, django_user_model
     client.force_login(user)
     for model in _registered():
         assert client.get(_changelist(model)).status_code == 403, model.__name__
+
+
+@pytest.mark.parametrize("view", ["diff", "console"])
+def test_staff_member_of_a_cannot_open_b_prompt_version_tools(world, staff_client, view):
+    theirs = reverse(f"admin:automate_llm_promptversion_{view}", args=[world.b.prompt_draft.pk])
+    response = staff_client.get(theirs)
+    assert response.status_code in (302, 404)
+    assert "globex draft" not in response.content.decode()
+    posted = staff_client.post(theirs, {"variables": '{"q": "x"}'})
+    assert posted.status_code in (302, 404)
+    assert "globex draft" not in posted.content.decode()
+    mine = reverse(f"admin:automate_llm_promptversion_{view}", args=[world.a.prompt_draft.pk])
+    assert staff_client.get(mine).status_code == 200
+
+
+def test_staff_member_of_a_cannot_publish_b_drafts_with_an_action(world, staff_client):
+    from automate_llm.models import PromptVersion
+
+    staff_client.post(
+        _changelist(PromptVersion),
+        {"action": "publish_drafts", "_selected_action": [str(world.b.prompt_draft.pk)]},
+    )
+    assert not PromptVersion.objects.get(pk=world.b.prompt_draft.pk).is_published

@@ -24,6 +24,7 @@ from automate_core.events.webhooks import sign
 from automate_core.executions.models import Execution
 from automate_core.tenancy.models import APIKey
 from automate_core.testing.runtime import run_until_idle
+from automate_llm.models import Prompt, PromptLabel, PromptVersion
 
 from .conftest import SHARED_EVENT_TYPE, SHARED_IDEMPOTENCY_KEY, SHARED_SIGNAL, World
 
@@ -37,6 +38,7 @@ LIST_ROUTES = {
     "budget-list": "/api/v1/budgets",
     "event-list": "/api/v1/events",
     "execution-list": "/api/v1/executions",
+    "llm-prompt-list": "/api/v1/llm/prompts",
 }
 # Route name -> (path template, which of B's objects it addresses). A must get 404.
 DETAIL_ROUTES = {
@@ -47,12 +49,20 @@ DETAIL_ROUTES = {
     "execution-signal": ("/api/v1/executions/{pk}/signal", "waiting_run"),
     "execution-retry": ("/api/v1/executions/{pk}/retry", "waiting_run"),
     "execution-cancel": ("/api/v1/executions/{pk}/cancel", "waiting_run"),
+    "llm-prompt-detail": ("/api/v1/llm/prompts/{pk}", "prompt"),
+    "llm-prompt-labels": ("/api/v1/llm/prompts/{pk}/labels", "prompt"),
+    "llm-prompt-render": ("/api/v1/llm/prompts/{pk}/render", "prompt"),
+    "llm-prompt-version-list": ("/api/v1/llm/prompts/{pk}/versions", "prompt"),
+    "llm-prompt-version-detail": ("/api/v1/llm/prompts/{pk}/versions/1", "prompt"),
+    # v2 is each tenant's draft: publishing it is the attack.
+    "llm-prompt-version-publish": ("/api/v1/llm/prompts/{pk}/versions/2/publish", "prompt"),
 }
 # Routes with no object in the path; each has its own attack below.
 OTHER_ROUTES = {
     "current-tenant": "/api/v1/tenant",  # test_current_tenant_is_always_the_keys_tenant
     "rule-dry-run": "/api/v1/rules/dry-run",  # test_dry_run_lists_only_the_callers_triggers
     "webhook": "/api/v1/webhooks/{source}",  # test_webhook_* attacks
+    "llm-usage": "/api/v1/llm/usage",  # test_llm_usage_report_counts_only_the_callers_calls
 }
 # Filters each list accepts: every one is tried, since a filter can bypass the tenant scope.
 LIST_FILTERS = {
@@ -66,6 +76,7 @@ LIST_FILTERS = {
         {"workflow": "approval"},
         {"workflow": "orders"},
     ],
+    "llm-prompt-list": [{}],
 }
 METHODS = ["get", "post", "put", "patch", "delete"]
 BODIES = {"post": {"name": SHARED_SIGNAL, "payload": {"approved": True}}}
@@ -120,6 +131,10 @@ def _b_state(world: World) -> dict[str, Any]:
         "keys": list(APIKey.objects.filter(tenant=b.tenant).values().order_by("pk")),
         "events": list(Event.objects.filter(tenant=b.tenant).values().order_by("pk")),
         "runs": list(Execution.objects.filter(tenant=b.tenant).values().order_by("pk")),
+        **{
+            model.__name__: list(model.objects.filter(tenant=b.tenant).values().order_by("pk"))
+            for model in (Prompt, PromptVersion, PromptLabel)
+        },
     }
 
 
@@ -297,6 +312,75 @@ def test_dry_run_lists_only_the_callers_triggers(world, forgery):
     assert "globex" not in text.lower() and not _leaked(world, text)
 
 
+def _metered_llm_call(tenant: Any, input_tokens: int) -> None:
+    from automate_llm.metering import CallContext, start_call
+    from automate_llm.models import LLMProvider
+    from automate_llm.types import ChatMessage, ChatOptions, ChatResult, Usage
+
+    provider = LLMProvider.objects.create(tenant=tenant, name="OpenAI", provider_type="openai")
+    call = start_call(
+        tenant=tenant,
+        provider=provider,
+        model="gpt-4o",
+        messages=[ChatMessage(role="user", content="hello")],
+        options=ChatOptions(model="gpt-4o", max_tokens=10),
+        context=CallContext(workflow="orders", idempotency_key=SHARED_IDEMPOTENCY_KEY),
+    )
+    usage = Usage(input_tokens=input_tokens, output_tokens=1)
+    result = ChatResult(text="hi", usage=usage)
+    call.succeeded(result, attempts=1, provider=provider, model="gpt-4o")
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_llm_usage_report_counts_only_the_callers_calls(world, forgery):
+    _metered_llm_call(world.a.tenant, input_tokens=1_111)
+    _metered_llm_call(world.b.tenant, input_tokens=9_999_999)
+    client, extra = _forged_client(world, forgery)
+    for group_by in ("day", "model", "day,model"):
+        response = client.get("/api/v1/llm/usage", {"group_by": group_by, **extra})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["totals"]["calls"] == 1, group_by
+        assert body["totals"]["input_tokens"] == 1_111, group_by
+        text = response.content.decode()
+        assert "9999999" not in text and not _leaked(world, text)
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_prompt_slugs_resolve_in_the_callers_tenant_only(world, forgery):
+    """Both tenants have ``support-reply``; slugs reach A's prompt or nothing."""
+    client, extra = _forged_client(world, forgery)
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in extra.items()) if extra else ""
+    before = _b_state(world)
+    base = "/api/v1/llm/prompts"
+    mine = client.get(f"{base}/support-reply{suffix}")
+    assert mine.status_code == 200 and mine.json()["id"] == str(world.a.prompt.pk)
+    rendered = client.post(
+        f"{base}/support-reply/render{suffix}", {"variables": {"q": "?"}}, format="json"
+    )
+    assert rendered.json()["messages"][0]["content"] == "You work for acme."
+    draft = client.get(f"{base}/support-reply/versions/2{suffix}")
+    assert draft.json()["id"] == str(world.a.prompt_draft.pk)
+    theirs = world.b.private_prompt.slug
+    attacks = [
+        ("get", f"{base}/{theirs}", None),
+        ("patch", f"{base}/{theirs}", {"name": "pwned"}),
+        ("delete", f"{base}/{theirs}", None),
+        ("get", f"{base}/{theirs}/versions", None),
+        ("post", f"{base}/{theirs}/versions", {"user_template": "pwned"}),
+        ("get", f"{base}/{theirs}/versions/1", None),
+        ("patch", f"{base}/{theirs}/versions/1", {"user_template": "pwned"}),
+        ("post", f"{base}/{theirs}/versions/1/publish", {"label": "production"}),
+        ("post", f"{base}/{theirs}/labels", {"name": "production", "version": 1}),
+        ("post", f"{base}/{theirs}/render", {"variables": {}}),
+    ]
+    for method, path, body in attacks:
+        response = getattr(client, method)(path + suffix, body, format="json")
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert not _leaked(world, response.content.decode())
+    assert _b_state(world) == before
+
+
 def _webhook(source: str, body: dict[str, Any], secret: str, **headers: str):
     raw = json.dumps(body).encode()
     ts = str(int(time.time()))
@@ -427,6 +511,7 @@ AUTHENTICATED_ROUTES = {
     **{name: template for name, (template, _) in DETAIL_ROUTES.items()},
     "current-tenant": OTHER_ROUTES["current-tenant"],
     "rule-dry-run": OTHER_ROUTES["rule-dry-run"],
+    "llm-usage": OTHER_ROUTES["llm-usage"],
 }
 
 

@@ -26,14 +26,18 @@ from .conftest import SHARED_EVENT_TYPE, SHARED_IDEMPOTENCY_KEY, SHARED_SIGNAL, 
 pytestmark = pytest.mark.django_db
 
 
+INVENTORIED_APPS = ("automate_core", "automate_llm")
+
+
 def _tenant_owned_models() -> list[type]:
-    """Every model of automate_core with a ``tenant`` foreign key (TenantMembership aside: it is
-    the link between users and tenants, not a tenant's data)."""
+    """Every model of the inventoried apps with a ``tenant`` foreign key (TenantMembership
+    aside: it is the link between users and tenants, not a tenant's data)."""
     found = []
-    for model in apps.get_app_config("automate_core").get_models():
-        names = {f.name for f in model._meta.get_fields()}
-        if "tenant" in names and model.__name__ not in {"Tenant", "TenantMembership"}:
-            found.append(model)
+    for app in INVENTORIED_APPS:
+        for model in apps.get_app_config(app).get_models():
+            names = {f.name for f in model._meta.get_fields()}
+            if "tenant" in names and model.__name__ not in {"Tenant", "TenantMembership"}:
+                found.append(model)
     return sorted(found, key=lambda m: m.__name__)
 
 
@@ -68,6 +72,13 @@ def test_the_tenant_owned_model_inventory_is_known():
         "OutboxJob",
         "Trigger",
         "WebhookSource",
+        "LLMProvider",
+        "LLMModelConfig",
+        "Prompt",
+        "PromptVersion",
+        "PromptLabel",
+        "LLMRequest",
+        "LLMUsage",
     }
 
 
@@ -225,3 +236,35 @@ def test_stored_secret_lookup_for_a_never_returns_b_value(world):
     set_secret("B_ONLY", "global-value")
     assert backend.get_secret("B_ONLY", tenant=world.a.tenant) == "global-value"
     assert backend.get_secret("B_ONLY", tenant=world.b.tenant) == "b-private"
+
+
+# -- prompts -------------------------------------------------------------------------------------
+
+
+def test_prompt_resolution_for_a_never_returns_b_versions(world):
+    from automate_llm import prompts
+
+    assert prompts.resolve(world.a.tenant, "support-reply") == world.a.prompt_version
+    assert prompts.resolve(world.a.tenant, "support-reply", label="production") == (
+        world.a.prompt_version
+    )
+    draft = prompts.resolve(world.a.tenant, "support-reply", version=2, allow_draft=True)
+    assert draft == world.a.prompt_draft
+    with pytest.raises(prompts.PromptNotFound):
+        prompts.resolve(world.a.tenant, world.b.private_prompt.slug)
+    rendered = prompts.render(prompts.resolve(world.a.tenant.pk, "support-reply"), {"q": "?"})
+    assert rendered[0].content == "You work for acme."
+
+
+def test_labels_of_a_cannot_point_at_b_versions(world):
+    from automate_core.errors import InvalidInputError
+    from automate_llm import prompts
+    from automate_llm.models import PromptLabel
+
+    before = list(PromptLabel.objects.filter(tenant=world.b.tenant).values())
+    with pytest.raises(InvalidInputError):
+        prompts.move_label(world.a.prompt, "production", world.b.prompt_version)
+    assert PromptLabel.objects.get(pk=world.a.prompt_label.pk).version_id == (
+        world.a.prompt_version.pk
+    )
+    assert list(PromptLabel.objects.filter(tenant=world.b.tenant).values()) == before

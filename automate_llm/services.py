@@ -1,0 +1,569 @@
+"""What other apps call to use a language model: ``chat``, ``stream_chat``, ``structured`` and
+``embed``.
+
+Each call resolves the tenant's provider and model (a model config slug, or a model id on a
+provider, or the tenant's defaults), runs through the gateway (retries, fallback, structured
+output validation) and is metered: held against the budgets before anything is sent, charged
+and recorded (``LLMRequest``, ``LLMUsage``, audit row) after. The answer carries its usage,
+cost and the ``LLMRequest`` id, so an AI step can put ``usage.cost`` in its output.
+
+Guarantees:
+
+* No provider is called when a budget refuses (``BudgetExceeded``) or nothing is configured
+  (``NoProviderConfigured``, with what is missing).
+* One metered record per provider-facing call: a structured answer that needed its repair
+  attempt is two records; retries and fallbacks inside one call are one record with
+  ``attempts``.
+* Secret values resolved for a call (the provider's key) are scrubbed from everything the call
+  records, and forgotten when it ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic import BaseModel, Field
+
+from automate_core.errors import InvalidInputError
+from automate_core.governance.redaction import current_secret_values, secret_scope
+from automate_core.tenancy.models import Tenant
+from automate_llm import metering
+from automate_llm.errors import NoProviderConfigured, StreamCancelled
+from automate_llm.gateway import (
+    Attempts,
+    ChatStream,
+    Completion,
+    Gateway,
+    OutputSchema,
+    Target,
+    run_structured,
+)
+from automate_llm.metering import CallContext
+from automate_llm.models import LLMModelConfig, LLMProvider, LLMUsage
+from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolSpec, Usage
+
+__all__ = [
+    "CallContext",
+    "CallUsage",
+    "ChatResponse",
+    "ChatStreamResponse",
+    "EmbeddingResponse",
+    "StructuredResponse",
+    "chat",
+    "embed",
+    "resolve_targets",
+    "stream_chat",
+    "structured",
+]
+
+logger = logging.getLogger("automate.llm")
+
+T = TypeVar("T")
+
+#: The gateway every service call runs through (settings are read per call).
+gateway = Gateway()
+
+
+class CallUsage(BaseModel):
+    """Tokens and what they cost (in the pricing table's currency, USD)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost: Decimal = Decimal(0)
+
+    @classmethod
+    def of(cls, row: LLMUsage) -> CallUsage:
+        return cls(
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cached_tokens=row.cached_tokens,
+            cost=row.cost,
+        )
+
+    def __add__(self, other: CallUsage) -> CallUsage:
+        return CallUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost=self.cost + other.cost,
+        )
+
+
+class ChatResponse(BaseModel):
+    """A chat answer with what it cost and where it is recorded."""
+
+    result: ChatResult
+    usage: CallUsage
+    #: The ``LLMRequest`` that records this call.
+    request_id: uuid.UUID | None = None
+    #: Slug of the provider that answered (after a fallback, not the requested one) and model.
+    provider: str = ""
+    model: str = ""
+    attempts: int = 1
+
+    @property
+    def text(self) -> str:
+        return self.result.text
+
+
+class StructuredResponse(ChatResponse):
+    """A validated structured answer: ``value`` is the JSON value, or an instance of the
+    pydantic model given as the schema. ``usage`` sums both calls when a repair was needed."""
+
+    value: Any = None
+    repaired: bool = False
+    request_ids: list[uuid.UUID] = Field(default_factory=list)
+
+
+class EmbeddingResponse(BaseModel):
+    vectors: list[list[float]]
+    usage: CallUsage
+    request_id: uuid.UUID | None = None
+    provider: str = ""
+    model: str = ""
+
+
+# -- resolution --------------------------------------------------------------------------------
+
+
+def resolve_targets(
+    *, tenant: Tenant, model: str | None = None, provider: str | None = None
+) -> list[Target]:
+    """The (provider, model) pairs a call tries, in order: the primary, then its fallbacks.
+
+    ``model`` is a model config slug, or else a model id on ``provider`` (or on the default
+    provider); ``provider`` is a provider slug. With neither, the tenant's default model
+    config, else the default provider's ``default_model``. The default provider is the one
+    marked default, or the only active one. Fallbacks are the model config's, in order;
+    inactive providers and unknown slugs are skipped (the latter with a warning).
+    """
+    providers = LLMProvider.objects.for_tenant(tenant).filter(is_active=True)
+    configs = LLMModelConfig.objects.for_tenant(tenant).select_related("provider")
+    config: LLMModelConfig | None = None
+    if provider:
+        row = providers.filter(slug=provider).first()
+        if row is None:
+            raise NoProviderConfigured(
+                f"No active LLM provider {provider!r} is configured for this tenant.",
+                details={"provider": provider},
+            )
+        if model:
+            config = configs.filter(slug=model, provider=row).first()
+            primary = Target.from_config(config) if config else Target(model=model, provider=row)
+        else:
+            config = configs.filter(is_default=True, provider=row).first()
+            primary = Target.from_config(config) if config else _default_model_on(row)
+    elif model:
+        config = configs.filter(slug=model).first()
+        if config is not None:
+            primary = Target.from_config(config)
+        else:
+            primary = Target(model=model, provider=_default_provider(tenant, providers))
+    else:
+        config = configs.filter(is_default=True).first()
+        if config is not None:
+            primary = Target.from_config(config)
+        else:
+            primary = _default_model_on(_default_provider(tenant, providers))
+
+    targets = [primary]
+    if config is not None:
+        for slug in config.fallbacks:
+            fallback = configs.filter(slug=slug).first()
+            if fallback is None:
+                logger.warning("Model config %r names an unknown fallback %r", config.slug, slug)
+                continue
+            targets.append(Target.from_config(fallback))
+    usable = [t for t in targets if t.provider is not None and t.provider.is_active]
+    if not usable:
+        raise NoProviderConfigured(
+            f"The LLM provider of model {primary.model!r} is inactive and it has no active "
+            "fallback.",
+            details={"model": primary.model},
+        )
+    return usable
+
+
+def _default_provider(tenant: Tenant, providers: Any) -> LLMProvider:
+    row = providers.filter(is_default=True).first()
+    if row is None:
+        active = list(providers[:2])
+        row = active[0] if len(active) == 1 else None
+    if row is None:
+        raise NoProviderConfigured()
+    return row
+
+
+def _default_model_on(row: LLMProvider) -> Target:
+    model = (row.config or {}).get("default_model")
+    if not model:
+        raise NoProviderConfigured(
+            f"No model to use: LLM provider {row.slug!r} has no default_model in its config and "
+            "the tenant has no default model config. Name a model in the call or configure one.",
+            details={"provider": row.slug},
+        )
+    return Target(model=str(model), provider=row)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def _messages(messages: Sequence[ChatMessage | Mapping[str, Any]]) -> list[ChatMessage]:
+    if not messages:
+        raise InvalidInputError("messages must not be empty.")
+    try:
+        return [
+            m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages
+        ]
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError("Invalid messages.", details={"errors": _errors(exc)}) from None
+
+
+def _options(context: CallContext, **values: Any) -> ChatOptions:
+    try:
+        tools = [
+            t if isinstance(t, ToolSpec) else ToolSpec.model_validate(t)
+            for t in values.pop("tools")
+        ]
+        return ChatOptions(
+            model="",  # each target sets its own
+            tools=tools,
+            idempotency_key=context.idempotency_key or None,
+            **{key: value for key, value in values.items() if value is not None},
+        )
+    except pydantic.ValidationError as exc:
+        raise InvalidInputError("Invalid call options.", details={"errors": _errors(exc)}) from None
+
+
+def _errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ".".join(str(part) for part in error["loc"]), "msg": error["msg"]}
+        for error in exc.errors()
+    ]
+
+
+# -- metered calls -----------------------------------------------------------------------------
+
+
+def _start(
+    tenant: Tenant,
+    targets: Sequence[Target],
+    messages: Sequence[ChatMessage],
+    options: ChatOptions,
+    context: CallContext,
+) -> metering.MeteredCall:
+    primary = targets[0]
+    return metering.start_call(
+        tenant=tenant,
+        provider=primary.provider,
+        model=primary.model,
+        messages=messages,
+        options=primary.options(options),
+        context=context,
+    )
+
+
+def _metered_chat(
+    tenant: Tenant,
+    targets: Sequence[Target],
+    messages: Sequence[ChatMessage],
+    options: ChatOptions,
+    context: CallContext,
+) -> ChatResponse:
+    """One gateway chat call between a budget hold and its record (in the caller's scope)."""
+    call = _start(tenant, targets, messages, options, context)
+    attempts = Attempts()
+    try:
+        completion = gateway.chat(targets, messages, options, attempts=attempts)
+    except Exception as exc:
+        call.failed(exc, attempts=attempts.count)
+        raise
+    return _response(call, completion)
+
+
+def _response(call: metering.MeteredCall, completion: Completion) -> ChatResponse:
+    target = completion.target
+    row = call.succeeded(
+        completion.result,
+        attempts=completion.attempts,
+        provider=target.provider,
+        model=target.model,
+    )
+    return ChatResponse(
+        result=completion.result,
+        usage=CallUsage.of(row),
+        request_id=row.request_id,
+        provider=target.provider.slug if target.provider is not None else target.provider_type,
+        model=target.model,
+        attempts=completion.attempts,
+    )
+
+
+def chat(
+    *,
+    tenant: Tenant,
+    messages: Sequence[ChatMessage | Mapping[str, Any]],
+    model: str | None = None,
+    provider: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    stop: Sequence[str] = (),
+    tools: Sequence[ToolSpec | Mapping[str, Any]] = (),
+    tool_choice: str = "auto",
+    timeout: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    context: CallContext | None = None,
+) -> ChatResponse:
+    """Ask ``model`` (see :func:`resolve_targets`) for the next turn of ``messages``.
+
+    ``params`` are provider parameters passed through (``top_p``, ``seed``...);
+    ``context.idempotency_key`` is sent to the provider with every attempt.
+    """
+    context = context or CallContext()
+    chat_messages = _messages(messages)
+    options = _options(
+        context,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stop=list(stop),
+        tools=tools,
+        tool_choice=tool_choice,
+        timeout=timeout,
+        extra=dict(params or {}),
+    )
+    targets = resolve_targets(tenant=tenant, model=model, provider=provider)
+    with secret_scope():
+        return _metered_chat(tenant, targets, chat_messages, options, context)
+
+
+def structured(
+    *,
+    tenant: Tenant,
+    messages: Sequence[ChatMessage | Mapping[str, Any]],
+    schema: Mapping[str, Any] | type[BaseModel],
+    model: str | None = None,
+    provider: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    timeout: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    context: CallContext | None = None,
+) -> StructuredResponse:
+    """An answer that matches ``schema`` (a JSON schema, or a pydantic model class whose
+    instance is returned as ``value``); one repair attempt, then StructuredOutputInvalid.
+
+    The repair call is metered and recorded on its own, with ``:repair`` appended to the
+    idempotency key (it is a different request).
+    """
+    context = context or CallContext()
+    output = OutputSchema(schema)
+    chat_messages = _messages(messages)
+    options = _options(
+        context,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        tools=(),
+        timeout=timeout,
+        extra=dict(params or {}),
+    )
+    targets = resolve_targets(tenant=tenant, model=model, provider=provider)
+    responses: list[ChatResponse] = []
+
+    def call(call_messages: Sequence[ChatMessage], call_options: ChatOptions) -> Completion:
+        call_context = dataclasses.replace(
+            context, idempotency_key=call_options.idempotency_key or ""
+        )
+        response = _metered_chat(tenant, targets, call_messages, call_options, call_context)
+        responses.append(response)
+        return Completion(
+            result=response.result,
+            target=Target(model=response.model),
+            attempts=response.attempts,
+        )
+
+    with secret_scope():
+        outcome = run_structured(call, chat_messages, options, output)
+    last = responses[-1]
+    usage = CallUsage()
+    for response in responses:
+        usage = usage + response.usage
+    return StructuredResponse(
+        **last.model_dump(exclude={"usage"}),
+        usage=usage,
+        value=outcome.value,
+        repaired=outcome.repaired,
+        request_ids=[r.request_id for r in responses if r.request_id is not None],
+    )
+
+
+def embed(
+    *,
+    tenant: Tenant,
+    texts: Sequence[str],
+    model: str,
+    provider: str | None = None,
+    context: CallContext | None = None,
+) -> EmbeddingResponse:
+    """Vectors for ``texts`` from an embedding ``model`` (config slug or model id), metered
+    like a chat call whose "messages" are the texts and whose output is nothing."""
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise InvalidInputError("texts must be a non-empty list of strings.")
+    context = context or CallContext()
+    targets = resolve_targets(tenant=tenant, model=model, provider=provider)
+    as_messages = [ChatMessage(role="user", content=text) for text in texts]
+    options = ChatOptions(model="", max_tokens=1)
+    with secret_scope():
+        call = _start(tenant, targets, as_messages, options, context)
+        attempts = Attempts()
+        try:
+            result = gateway.embed(targets, texts, attempts=attempts)
+        except Exception as exc:
+            call.failed(exc, attempts=attempts.count)
+            raise
+        target = attempts.target or targets[0]
+        row = call.succeeded(
+            ChatResult(
+                usage=Usage(input_tokens=result.usage.input_tokens),
+                model=target.model,
+                provider=target.provider_type,
+            ),
+            attempts=attempts.count,
+            provider=target.provider,
+            model=target.model,
+        )
+    return EmbeddingResponse(
+        vectors=result.vectors,
+        usage=CallUsage.of(row),
+        request_id=row.request_id,
+        provider=target.provider.slug if target.provider is not None else "",
+        model=target.model,
+    )
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def stream_chat(
+    *,
+    tenant: Tenant,
+    messages: Sequence[ChatMessage | Mapping[str, Any]],
+    model: str | None = None,
+    provider: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    stop: Sequence[str] = (),
+    tools: Sequence[ToolSpec | Mapping[str, Any]] = (),
+    tool_choice: str = "auto",
+    timeout: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    context: CallContext | None = None,
+) -> ChatStreamResponse:
+    """:func:`chat`, streamed. The budget is held now (BudgetExceeded and
+    NoProviderConfigured are raised here, before any chunk); iterate the result for chunks;
+    after the last one, ``.response`` is the ChatResponse."""
+    context = dataclasses.replace(context or CallContext(), stream=True)
+    chat_messages = _messages(messages)
+    options = _options(
+        context,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        stop=list(stop),
+        tools=tools,
+        tool_choice=tool_choice,
+        timeout=timeout,
+        extra=dict(params or {}),
+    )
+    targets = resolve_targets(tenant=tenant, model=model, provider=provider)
+    with secret_scope():
+        call = _start(tenant, targets, chat_messages, options, context)
+        secrets = current_secret_values()
+    stream = gateway.stream(targets, chat_messages, options)
+    return ChatStreamResponse(call, stream, secrets)
+
+
+class ChatStreamResponse:
+    """The chunks of a metered streamed answer; iterate once.
+
+    The call is recorded exactly once: when the stream ends (``.response`` is then set), when
+    it breaks (the error is raised after the chunks that arrived; what they used is charged),
+    or when it is closed early (``close()``, or the consumer dropping it mid-way).
+
+    Each step runs in its own secret scope, opened and closed within that step, so the stream
+    may be advanced from different threads or contexts (an ASGI server does). A stream that is
+    neither iterated nor closed keeps its budget hold until the hold's TTL runs out.
+    """
+
+    def __init__(
+        self, call: metering.MeteredCall, stream: ChatStream, secrets: frozenset[str]
+    ) -> None:
+        self.response: ChatResponse | None = None
+        self._call = call
+        self._stream = stream
+        self._secrets = secrets
+        self._started = False
+        self._done = False
+        self._chunks = self._generate()
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        return self._chunks
+
+    def close(self) -> None:
+        """Stop early: the provider connection is closed and the call recorded as cancelled."""
+        self._chunks.close()
+        if not self._done:  # closed before it was ever iterated
+            self._step(lambda: self._record_failure(StreamCancelled()))
+
+    @property
+    def result(self) -> ChatResult:
+        """What arrived so far (the whole answer once the stream ended)."""
+        return self._stream.result
+
+    def _step(self, action: Callable[[], T]) -> T:
+        with secret_scope(*self._secrets):
+            try:
+                return action()
+            finally:
+                self._secrets = current_secret_values()
+
+    def _generate(self) -> Generator[ChatChunk, None, None]:
+        chunks = iter(self._stream)
+        try:
+            while True:
+                try:
+                    chunk = self._step(lambda: next(chunks))
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    self._step(lambda exc=exc: self._record_failure(exc))  # type: ignore[misc]
+                    raise
+                self._started = True
+                yield chunk
+        except GeneratorExit:
+            self._stream.close()
+            if not self._done:
+                self._step(lambda: self._record_failure(StreamCancelled()))
+            raise
+        self.response = self._step(self._record_success)
+
+    def _record_success(self) -> ChatResponse:
+        self._done = True
+        target = self._stream.target
+        assert target is not None
+        completion = Completion(
+            result=self._stream.result, target=target, attempts=self._stream.attempts.count
+        )
+        return _response(self._call, completion)
+
+    def _record_failure(self, error: Exception) -> None:
+        if self._done:
+            return
+        self._done = True
+        partial = self._stream.result if self._started else None
+        self._call.failed(error, attempts=self._stream.attempts.count, partial=partial)
