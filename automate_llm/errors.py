@@ -30,33 +30,32 @@ class ProviderConfigError(LLMError):
     default_message = "The LLM provider's configuration is invalid."
 
 
-class ProviderRateLimited(LLMError):
-    """429 from the provider; ``retry_after`` is the wait it asked for, in seconds."""
+class TransientLLMError(LLMError):
+    """A failure another attempt may not have; ``retry_after`` is the wait the provider asked
+    for, in seconds (None when it said nothing)."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: float | None = None, details: Any = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, details=details)
+
+
+class ProviderRateLimited(TransientLLMError):
+    """429 from the provider."""
 
     status_code = 429
     code = "llm_rate_limited"
     default_message = "The LLM provider is rate limiting requests."
-    retryable = True
-
-    def __init__(
-        self, message: str | None = None, *, retry_after: float | None = None, details: Any = None
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, details=details)
 
 
-class ProviderUnavailable(LLMError):
+class ProviderUnavailable(TransientLLMError):
     """5xx, a timeout or a broken connection: the same request may succeed later."""
 
     code = "llm_unavailable"
     default_message = "The LLM provider is unavailable."
-    retryable = True
-
-    def __init__(
-        self, message: str | None = None, *, retry_after: float | None = None, details: Any = None
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, details=details)
 
 
 class ProviderRejected(LLMError):
