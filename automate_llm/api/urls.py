@@ -3,6 +3,7 @@
 from django.urls import URLPattern, URLResolver, re_path
 
 from automate_core.api.routers import OptionalSlashRouter
+from automate_llm.api.chat import ChatView
 from automate_llm.api.prompts import PromptVersionViewSet, PromptViewSet
 from automate_llm.api.usage import UsageReportView
 
@@ -13,6 +14,7 @@ router.register(
 )
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(r"^chat/?$", ChatView.as_view(), name="llm-chat"),
     re_path(r"^usage/?$", UsageReportView.as_view(), name="llm-usage"),
     *router.urls,
 ]

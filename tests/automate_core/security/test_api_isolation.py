@@ -63,6 +63,7 @@ OTHER_ROUTES = {
     "rule-dry-run": "/api/v1/rules/dry-run",  # test_dry_run_lists_only_the_callers_triggers
     "webhook": "/api/v1/webhooks/{source}",  # test_webhook_* attacks
     "llm-usage": "/api/v1/llm/usage",  # test_llm_usage_report_counts_only_the_callers_calls
+    "llm-chat": "/api/v1/llm/chat",  # test_llm_chat_reaches_only_the_callers_provider
 }
 # Filters each list accepts: every one is tried, since a filter can bypass the tenant scope.
 LIST_FILTERS = {
@@ -347,6 +348,43 @@ def test_llm_usage_report_counts_only_the_callers_calls(world, forgery):
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
+def test_llm_chat_reaches_only_the_callers_provider(world, forgery, settings, monkeypatch):
+    """Both tenants have provider ``main`` and model config ``fast``, each on its own server:
+    whatever A names or forges, only A's server is called, and every record is A's."""
+    from automate_llm.models import LLMProvider, LLMRequest
+    from tests.automate_core.governance.fake_network import configure_egress
+    from tests.automate_llm.wire import OpenAIWire, Reply
+
+    configure_egress(settings, EGRESS_ALLOW_PRIVATE=["127.0.0.1"])
+    monkeypatch.setenv("AUTOMATE_SECRET_OPENAI_KEY", "sk-isolation-0123456789")
+    client, extra = _forged_client(world, forgery)
+    suffix = "?" + "&".join(f"{k}={v}" for k, v in extra.items()) if extra else ""
+    asks = [{}, {"provider": "main"}, {"model": "fast"}, {"provider": "main", "model": "fast"}]
+    with OpenAIWire() as mine, OpenAIWire() as theirs:
+        for state, server in ((world.a, mine), (world.b, theirs)):
+            server.api_key = "sk-isolation-0123456789"
+            server.script(*[Reply(text=f"from {state.tenant.slug}")] * len(asks))
+            config = {**state.llm_provider.config, "base_url": server.base_url}
+            LLMProvider.objects.filter(pk=state.llm_provider.pk).update(config=config)
+        b_calls = LLMRequest.objects.filter(tenant=world.b.tenant).count()
+        b_budget = _snapshot(world.b.budget)
+        for ask in asks:
+            body = {
+                "messages": [{"role": "user", "content": "hi"}],
+                "tenant": str(world.b.tenant.pk),
+                "end_user": str(world.b.tenant.pk),
+                **ask,
+            }
+            response = client.post(f"/api/v1/llm/chat{suffix}", body, format="json")
+            assert response.status_code == 200, (ask, response.content)
+            assert response.json()["text"] == "from acme", ask
+            assert not _leaked(world, response.content.decode())
+        assert theirs.requests == [] and len(mine.requests) == len(asks)
+    assert LLMRequest.objects.filter(tenant=world.b.tenant).count() == b_calls
+    assert _snapshot(world.b.budget) == b_budget
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
 def test_prompt_slugs_resolve_in_the_callers_tenant_only(world, forgery):
     """Both tenants have ``support-reply``; slugs reach A's prompt or nothing."""
     client, extra = _forged_client(world, forgery)
@@ -512,6 +550,7 @@ AUTHENTICATED_ROUTES = {
     "current-tenant": OTHER_ROUTES["current-tenant"],
     "rule-dry-run": OTHER_ROUTES["rule-dry-run"],
     "llm-usage": OTHER_ROUTES["llm-usage"],
+    "llm-chat": OTHER_ROUTES["llm-chat"],
 }
 
 

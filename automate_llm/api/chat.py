@@ -1,0 +1,442 @@
+"""``POST /api/v1/llm/chat``: one model call for the caller's tenant, answered as JSON or as a
+Server-Sent Events stream.
+
+The call goes through :mod:`automate_llm.services` like any other: the tenant's provider and
+model, retries and fallback, budgets held before and charged after, one ``LLMRequest``. It is
+attributed to the API key (its ``api_key`` budget), the ``end_user`` of the body (its
+``end_user`` budget) and the request's trace id.
+
+Guarantees:
+
+* Nothing is sent to a provider when a budget refuses (402), no provider is configured (503)
+  or the body is invalid (400); each is a NormalizedError.
+* A stream's answer starts only once its first chunk has arrived: every error before that
+  (retries and fallbacks exhausted, a rejected request) is a NormalizedError with its status,
+  never a stream. After it, a break is an ``error`` event naming the ``LLMRequest`` and what the
+  partial answer was charged.
+* A stream the client abandons (it disconnects) is closed: the provider connection is dropped
+  and the call recorded as ``llm_stream_cancelled`` with what arrived charged, so its budget
+  hold is settled at once. Under ASGI the stream is an asynchronous iterator, so no worker
+  thread is held between chunks.
+
+API keys need the ``llm:chat`` scope.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automate_core.api.errors import error_body
+from automate_core.api.permissions import request_tenant
+from automate_core.api.tracing import current_trace_id, new_trace_id, trace
+from automate_core.errors import AutomateError
+from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
+from automate_core.governance.ratelimit import APIKeyRateThrottle
+from automate_core.tenancy.models import APIKey, Tenant
+from automate_llm import services
+from automate_llm.metering import CallContext
+from automate_llm.models import LLMRequest, LLMUsage
+from automate_llm.services import CallUsage, ChatResponse, ChatStreamResponse, StructuredResponse
+from automate_llm.types import ChatChunk
+
+logger = logging.getLogger("automate.llm.api")
+
+#: The resource an API key must be scoped for.
+RESOURCE = "llm:chat"
+#: Idempotency keys of API calls: unique per HTTP request, sent to the provider on every retry.
+KEY_PREFIX = "api-chat:"
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+# -- serializers ---------------------------------------------------------------------------------
+
+
+class ToolCallSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=64)
+    arguments = serializers.DictField(default=dict, help_text="The arguments, parsed.")
+
+
+class MessageSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant", "tool"])
+    content = serializers.CharField(
+        allow_blank=True, allow_null=True, default="", trim_whitespace=False
+    )
+    tool_calls = ToolCallSerializer(
+        many=True, required=False, help_text="On an assistant turn: the calls it asked for."
+    )
+    tool_call_id = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        help_text="On a tool turn: the call it answers.",
+    )
+    name = serializers.CharField(max_length=64, required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # OpenAI's own answers carry "content": null on a turn that only calls tools.
+        return {**attrs, "content": attrs.get("content") or ""}
+
+
+class ToolSerializer(serializers.Serializer):
+    name = serializers.RegexField(TOOL_NAME)
+    description = serializers.CharField(allow_blank=True, default="")
+    parameters = serializers.DictField(
+        required=False, help_text="A JSON schema of type object (default: no parameters)."
+    )
+
+
+class ChatRequestSerializer(serializers.Serializer):
+    messages = MessageSerializer(many=True, allow_empty=False)
+    model = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="A model config slug, or a model id (on provider, else the default provider). "
+        "Default: the tenant's default model.",
+    )
+    provider = serializers.SlugField(
+        max_length=100, required=False, help_text="A provider slug of the tenant."
+    )
+    max_tokens = serializers.IntegerField(min_value=1, required=False)
+    temperature = serializers.FloatField(min_value=0, max_value=2, required=False)
+    tools = ToolSerializer(many=True, required=False)
+    tool_choice = serializers.CharField(
+        max_length=64, default="auto", help_text="auto, none, required, or a tool's name."
+    )
+    json_schema = serializers.JSONField(
+        required=False,
+        help_text="Ask for an answer matching this JSON schema (validated, one repair "
+        "attempt); the answer's value is in `value`. Not with stream or tools.",
+    )
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer as Server-Sent Events (text/event-stream)."
+    )
+    end_user = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Your user the call is made for: its end_user budget applies.",
+    )
+
+    def validate_json_schema(self, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise serializers.ValidationError("Must be a JSON schema object.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "json_schema" in attrs:
+            clashing = [name for name in ("stream", "tools") if attrs.get(name)]
+            if clashing:
+                raise serializers.ValidationError(
+                    {name: "Cannot be combined with json_schema." for name in clashing}
+                )
+        return attrs
+
+
+class UsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField(help_text="Includes cached_tokens.")
+    output_tokens = serializers.IntegerField()
+    cached_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(
+        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, help_text="USD, charged."
+    )
+
+
+class ChatAnswerSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    tool_calls = ToolCallSerializer(many=True)
+    finish_reason = serializers.CharField(help_text="stop, length, tool_calls or content_filter.")
+    usage = UsageSerializer()
+    model = serializers.CharField(help_text="The model that answered (after any fallback).")
+    provider = serializers.CharField(help_text="Slug of the provider that answered.")
+    attempts = serializers.IntegerField()
+    request_id = serializers.UUIDField(help_text="The LLMRequest that records the call.")
+    trace_id = serializers.CharField()
+    value = serializers.JSONField(required=False, help_text="With json_schema: the answer.")
+    repaired = serializers.BooleanField(
+        required=False, help_text="With json_schema: the first answer needed the repair call."
+    )
+    request_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        required=False,
+        help_text="With json_schema: every LLMRequest (two after a repair).",
+    )
+
+
+# -- content negotiation -------------------------------------------------------------------------
+
+
+class _JSONWhateverAccepted(BaseContentNegotiation):
+    """JSON answers and errors are JSON whatever ``Accept`` says: an EventSource client sends
+    ``Accept: text/event-stream`` and must still read an error as a NormalizedError."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(
+        self, request: Any, renderers: Any, format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        json_renderer = next(r for r in renderers if r.media_type == "application/json")
+        return json_renderer, json_renderer.media_type
+
+
+# -- the view ------------------------------------------------------------------------------------
+
+
+SSE_DESCRIPTION = """Ask the tenant's model for the next turn of a conversation, metered against
+the budgets of the tenant, the API key and `end_user`. API keys need the `llm:chat` scope.
+
+With `"stream": true` the answer is `text/event-stream`. Events, each `data` a JSON object:
+
+* `text`: `{"text": "..."}`, a piece of the answer;
+* `tool_call`: `{"id", "name", "arguments"}`, a whole tool call;
+* `done` (last): the same object as the JSON answer (full text, usage with cost, request_id);
+* `error` (last, when the provider stream breaks after it started): a NormalizedError whose
+  `details` hold `request_id` and the `usage` the partial answer was charged.
+
+Errors before the first event are NormalizedError JSON with their status."""
+
+
+class ChatView(APIView):
+    """Ask the tenant's model for the next turn of a conversation (metered and budgeted)."""
+
+    required_resource = RESOURCE
+    throttle_classes = [APIKeyRateThrottle]
+    throttle_scope = "llm.chat"
+    #: Per API key (or session user); ``AUTOMATE["RATE_LIMITS"]["llm.chat"]`` overrides it.
+    rate_limit = "120/min"
+    parser_classes = [JSONParser]
+    content_negotiation_class = _JSONWhateverAccepted
+
+    @extend_schema(
+        operation_id="llm_chat",
+        description=SSE_DESCRIPTION,
+        request=ChatRequestSerializer,
+        responses={
+            (200, "application/json"): ChatAnswerSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            400: OpenApiResponse(description="Invalid body (`validation_error`, `invalid_input`)."),
+            402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
+            422: OpenApiResponse(description="The answer never matched json_schema."),
+            429: OpenApiResponse(description="Rate limited; see Retry-After."),
+            502: OpenApiResponse(description="The provider failed (after retries/fallbacks)."),
+            503: OpenApiResponse(description="No LLM provider is configured for the tenant."),
+        },
+        examples=[
+            OpenApiExample(
+                "A question",
+                value={
+                    "messages": [{"role": "user", "content": "Summarise ticket 42."}],
+                    "max_tokens": 200,
+                    "end_user": "customer-17",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response | StreamingHttpResponse:
+        incoming = ChatRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        tenant = request_tenant(request)
+        assert tenant is not None  # IsTenantMember let the request in
+        trace_id = current_trace_id() or new_trace_id()
+        context = CallContext(
+            api_key_id=request.auth.pk if isinstance(request.auth, APIKey) else None,
+            end_user=data.get("end_user", ""),
+            trace_id=trace_id,
+            idempotency_key=f"{KEY_PREFIX}{uuid.uuid4().hex}",
+        )
+        options = {
+            name: data[name]
+            for name in ("model", "provider", "max_tokens", "temperature")
+            if name in data
+        }
+        if "json_schema" in data:
+            structured = services.structured(
+                tenant=tenant,
+                messages=data["messages"],
+                schema=data["json_schema"],
+                context=context,
+                **options,
+            )
+            return Response(answer(structured, trace_id))
+        options |= {"tools": data.get("tools", []), "tool_choice": data["tool_choice"]}
+        if data["stream"]:
+            stream = services.stream_chat(
+                tenant=tenant, messages=data["messages"], context=context, **options
+            )
+            return ChatEventStream.open(
+                stream,
+                tenant=tenant,
+                context=context,
+                asynchronous=isinstance(request._request, ASGIRequest),
+            )
+        response = services.chat(
+            tenant=tenant, messages=data["messages"], context=context, **options
+        )
+        return Response(answer(response, trace_id))
+
+
+def answer(response: ChatResponse, trace_id: str) -> dict[str, Any]:
+    """The JSON answer (also the data of a stream's ``done`` event)."""
+    result = response.result
+    body: dict[str, Any] = {
+        "text": result.text,
+        "tool_calls": [call.model_dump(mode="json") for call in result.tool_calls],
+        "finish_reason": result.finish_reason,
+        "usage": response.usage.model_dump(),
+        "model": response.model,
+        "provider": response.provider,
+        "attempts": response.attempts,
+        "request_id": response.request_id,
+        "trace_id": trace_id,
+    }
+    if isinstance(response, StructuredResponse):
+        body |= {
+            "value": response.value,
+            "repaired": response.repaired,
+            "request_ids": response.request_ids,
+        }
+    return dict(ChatAnswerSerializer(body).data)
+
+
+# -- Server-Sent Events ----------------------------------------------------------------------------
+
+
+#: The encoded events of one answer; closing it closes the call.
+Events = Generator[bytes, None, None]
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One Server-Sent Event; ``data`` is JSON on one line."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class ChatEventStream(StreamingHttpResponse):
+    """The SSE answer of one streamed call. Closing it (the server does when the client is
+    gone, or when the stream ended) closes the call: an unfinished one is recorded as
+    cancelled, charged what arrived, and its budget hold settled."""
+
+    @classmethod
+    def open(
+        cls,
+        stream: ChatStreamResponse,
+        *,
+        tenant: Tenant,
+        context: CallContext,
+        asynchronous: bool,
+    ) -> ChatEventStream:
+        """Wait for the first chunk (so every error before it is an ordinary error response),
+        then answer with the stream."""
+        chunks = iter(stream)
+        try:
+            head = next(chunks, None)
+        except BaseException:
+            stream.close()
+            raise
+        events = _events(stream, chunks, head, tenant=tenant, context=context)
+        return cls(events, asynchronous=asynchronous)
+
+    def __init__(self, events: Events, *, asynchronous: bool) -> None:
+        self._events = events
+        content = _pulled_in_threads(events) if asynchronous else events
+        super().__init__(content, content_type="text/event-stream")
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
+
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            super().close()
+
+
+async def _pulled_in_threads(events: Events) -> AsyncIterator[bytes]:
+    """``events`` for an ASGI server: each step in the request's sync thread, none held
+    between steps. A cancelled send (the client disconnected) closes ``events``."""
+
+    def step() -> bytes | None:
+        return next(events, None)
+
+    pull = sync_to_async(step, thread_sensitive=True)
+    try:
+        while (part := await pull()) is not None:
+            yield part
+    finally:
+        await sync_to_async(events.close, thread_sensitive=True)()
+
+
+def _events(
+    stream: ChatStreamResponse,
+    chunks: Iterator[ChatChunk],
+    head: ChatChunk | None,
+    *,
+    tenant: Tenant,
+    context: CallContext,
+) -> Events:
+    """``text`` and ``tool_call`` events, then ``done``, or ``error`` when the stream breaks.
+    Each step runs under the request's trace id (steps may run in different threads)."""
+    trace_id = context.trace_id
+    try:
+        chunk = head
+        while chunk is not None:
+            if chunk.text:
+                yield sse("text", {"text": chunk.text})
+            for call in chunk.tool_calls:
+                yield sse("tool_call", call.model_dump(mode="json"))
+            failure: dict[str, Any] | None = None
+            with trace(trace_id):
+                try:
+                    chunk = next(chunks, None)
+                except Exception as exc:  # recorded and charged by the stream already
+                    failure = _failure(exc, tenant, context)
+                    chunk = None
+            if failure is not None:
+                yield sse("error", failure)
+                return
+        assert stream.response is not None  # the stream ended normally
+        yield sse("done", answer(stream.response, trace_id))
+    finally:
+        with trace(trace_id):
+            stream.close()
+
+
+def _failure(exc: Exception, tenant: Tenant, context: CallContext) -> dict[str, Any]:
+    """The ``error`` event of a broken stream: the NormalizedError, with the record of the call
+    and what it was charged."""
+    if isinstance(exc, AutomateError):
+        body = error_body(exc.code, exc.message, dict(exc.details or {}))
+    else:
+        logger.exception("The LLM stream failed unexpectedly")
+        body = error_body(
+            "internal_error", "An unexpected error occurred. Quote the trace_id to support."
+        )
+    record = (
+        LLMRequest.objects.for_tenant(tenant)
+        .filter(idempotency_key=context.idempotency_key)
+        .first()
+    )
+    usage = LLMUsage.objects.filter(request=record).first() if record is not None else None
+    body["trace_id"] = context.trace_id
+    body["details"] |= {
+        "request_id": str(record.pk) if record is not None else None,
+        "usage": UsageSerializer(CallUsage.of(usage) if usage else CallUsage()).data,
+    }
+    return body
