@@ -142,6 +142,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["automate_core.api.schema.strip_optional_trailing_slash"],
+    # Several models have a "status" field; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "automate_core.executions.models.Execution.Status",
+        "StepRunStatusEnum": "automate_core.executions.models.StepRun.Status",
+        "EventStatusEnum": "automate_core.events.models.Event.Status",
+    },
 }
 
 LOGGING = {
