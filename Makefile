@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# torch first, pinned to its CPU build (the local-embeddings extra pins the same version), so
+# resolving the extras never pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[server,embedded,celery,dev,bench]'
+	$(PY) -m pip install --quiet 'torch==2.13.0'
+	$(PY) -m pip install --quiet -e '.[server,embedded,celery,dev,bench,local-embeddings]'
 	touch $(STAMP)
 
 run: install

@@ -41,6 +41,8 @@ from automate_llm.models import (
     PromptVersion,
 )
 
+from .rag_world import build_rag
+
 GRAPH = {
     "start": "done",
     "steps": {"done": {"type": "complete", "result": {"amount": "{{ event.payload.amount }}"}}},
@@ -209,6 +211,7 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
         waiting_run=Execution.objects.get(pk=waiting.pk),
         event_waiting_run=Execution.objects.get(pk=event_waiting.pk),
         job=job,
+        extra={"rag": build_rag(tenant)},
     )
 
 

@@ -19,7 +19,7 @@ from .conftest import World
 pytestmark = pytest.mark.django_db
 
 
-ADMIN_APPS = ("automate_core", "automate_llm")
+ADMIN_APPS = ("automate_core", "automate_llm", "rag")
 
 
 def _registered() -> list[type[models.Model]]:

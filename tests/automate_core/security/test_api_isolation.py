@@ -64,6 +64,13 @@ OTHER_ROUTES = {
     "webhook": "/api/v1/webhooks/{source}",  # test_webhook_* attacks
     "llm-usage": "/api/v1/llm/usage",  # test_llm_usage_report_counts_only_the_callers_calls
     "llm-chat": "/api/v1/llm/chat",  # test_llm_chat_reaches_only_the_callers_provider
+    # RAG routes address endpoints and sources by slug; attacks in test_rag_isolation.py.
+    "rag-query": "/api/v1/rag/support/query",
+    "rag-health": "/api/v1/rag/support/health",
+    "rag-source-detail": "/api/v1/rag/sources/docs",
+    "rag-source-sync": "/api/v1/rag/sources/docs/sync",
+    "rag-document-push": "/api/v1/rag/sources/docs/documents",
+    "rag-document-delete": "/api/v1/rag/sources/docs/documents/shared.md",
 }
 # Filters each list accepts: every one is tried, since a filter can bypass the tenant scope.
 LIST_FILTERS = {
@@ -551,6 +558,7 @@ AUTHENTICATED_ROUTES = {
     "rule-dry-run": OTHER_ROUTES["rule-dry-run"],
     "llm-usage": OTHER_ROUTES["llm-usage"],
     "llm-chat": OTHER_ROUTES["llm-chat"],
+    **{name: path for name, path in OTHER_ROUTES.items() if name.startswith("rag-")},
 }
 
 

@@ -26,7 +26,7 @@ from .conftest import SHARED_EVENT_TYPE, SHARED_IDEMPOTENCY_KEY, SHARED_SIGNAL, 
 pytestmark = pytest.mark.django_db
 
 
-INVENTORIED_APPS = ("automate_core", "automate_llm")
+INVENTORIED_APPS = ("automate_core", "automate_llm", "rag")
 
 
 def _tenant_owned_models() -> list[type]:
@@ -79,6 +79,13 @@ def test_the_tenant_owned_model_inventory_is_known():
         "PromptLabel",
         "LLMRequest",
         "LLMUsage",
+        "Chunk",
+        "Document",
+        "EmbeddingCacheEntry",
+        "EmbeddingModel",
+        "IndexVersion",
+        "KnowledgeSource",
+        "RAGEndpoint",
     }
 
 

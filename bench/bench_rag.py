@@ -1,0 +1,402 @@
+"""RAG index on the embedded Postgres + pgvector, beside raw pgvector SQL and exact search.
+
+One process, one database (``automate_bench_rag``, next to the development database; its RAG
+tables are emptied first). N chunks of 384 dimensions are made up: vectors are drawn around
+1,000 random centres (real embeddings cluster; uniform noise would be an unfair worst case for
+any ANN index) and texts are words from a 5,000-word vocabulary, so the full-text side has
+realistic postings. Measured:
+
+* ``ingest``: our write path (:func:`rag.indexing.write_chunks`: COPY with the tsvector trigger,
+  the GIN and b-tree indexes) then the version's HNSW build (:func:`create_vector_index`), in
+  chunks/s; beside it raw pgvector: COPY of (id, embedding) into a bare table and the same
+  HNSW build. Ratio raw / ours says what our columns and indexes cost.
+* ``embed``: the end-to-end path with the local all-MiniLM-L6-v2 model (parse, chunk, embed,
+  write) on a sample of documents: what a real sync achieves on this CPU.
+* ``query``: p50/p99 over Q queries of (a) :func:`rag.services.query` in vector mode and in
+  hybrid mode (vector + full text + RRF + fetch + highlights), (b) raw pgvector SQL on the same
+  table through the same HNSW graph with the same ef_search, (c) exact search (a sequential
+  scan). Query vectors come from a bench provider that maps each query text to its vector, so
+  no model time is counted. Recall@10 of (a) and (b) against (c).
+
+Run: ``.venv/bin/python bench/bench_rag.py [--chunks 100000] [--queries 200] [--ef-search 100]``
+(add ``--chunks 1000000`` for the million-chunk figures; the HNSW build then dominates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+BENCH_DB = "automate_bench_rag"
+DIMENSIONS = 384
+
+
+def _bench_database_url() -> str:
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        from automate_site import embedded
+
+        var_dir = Path(os.environ.get("AUTOMATE_VAR_DIR", REPO_ROOT / "var")).resolve()
+        base = embedded.postgres_url(var_dir)
+    with psycopg.connect(base, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return urlsplit(base)._replace(path="/" + BENCH_DB).geturl()
+
+
+os.environ["DATABASE_URL"] = _bench_database_url()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automate_site.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+
+from automate_core.tenancy.models import Tenant  # noqa: E402
+from rag import indexing, services  # noqa: E402
+from rag.embeddings import Embedder  # noqa: E402
+from rag.models import (  # noqa: E402
+    Document,
+    EmbeddingModel,
+    IndexVersion,
+    KnowledgeSource,
+    RAGEndpoint,
+)
+
+QUERY_VECTORS: dict[str, list[float]] = {}
+
+
+class LookupEmbedder(Embedder):
+    """Bench provider: each query text maps to a vector made up in advance (no model time)."""
+
+    name = "bench-lookup"
+
+    def embed_documents(self, texts, context):  # type: ignore[no-untyped-def]
+        return [QUERY_VECTORS[t] for t in texts]
+
+
+class Corpus:
+    """Unit vectors around random centres (numpy, float32) and texts over a fixed vocabulary."""
+
+    def __init__(self, seed: int = 7, centres: int = 1000) -> None:
+        import numpy as np
+
+        self.np = np
+        self.rng = random.Random(seed)
+        self.nprng = np.random.default_rng(seed)
+        raw = self.nprng.standard_normal((centres, DIMENSIONS))
+        self.centres = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+        self.words = [f"w{n:04d}" for n in range(5000)]
+
+    def vectors(self, count: int) -> Any:
+        np = self.np
+        picks = self.nprng.integers(0, len(self.centres), size=count)
+        out = self.centres[picks] + self.nprng.normal(0, 0.06, size=(count, DIMENSIONS))
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+    def text(self, words: int = 60) -> str:
+        return " ".join(self.rng.choice(self.words) for _ in range(words)) + "."
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def reset() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'rag_chunk_hnsw_%'")
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        cursor.execute(
+            "TRUNCATE rag_chunk, rag_embeddingcacheentry, rag_indexversion, rag_document, "
+            "rag_ragendpoint_sources, rag_ragendpoint, rag_knowledgesource, rag_embeddingmodel "
+            "CASCADE"
+        )
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_vectors")
+
+
+def setup_endpoint(tenant: Tenant) -> tuple[RAGEndpoint, Document]:
+    source = KnowledgeSource.objects.create(tenant=tenant, name="Bench", type="api")
+    model = EmbeddingModel.objects.create(
+        tenant=tenant, name="Lookup", provider="bench-lookup", model_id="lookup"
+    )
+    endpoint = RAGEndpoint.objects.create(
+        tenant=tenant,
+        name="Bench",
+        embedding_model=model,
+        retrieval_config={"mode": "vector", "candidates": 10, "highlights": False},
+    )
+    endpoint.sources.set([source])
+    document = Document.objects.create(
+        tenant=tenant, source=source, external_id="bench", title="Bench", content_hash="h"
+    )
+    return endpoint, document
+
+
+def ingest_ours(
+    endpoint: RAGEndpoint, document: Document, rows: list[tuple[str, Any, int]]
+) -> tuple[IndexVersion, float, float]:
+    version = indexing.create_version(endpoint)
+    started = time.perf_counter()
+    batch = 5000
+    for start in range(0, len(rows), batch):
+        indexing.write_chunks(
+            [
+                (
+                    endpoint.tenant_id,
+                    version.pk,
+                    document.pk,
+                    n,
+                    "Bench",
+                    text,
+                    60,
+                    f"c{n}",
+                    "h",
+                    {"group": group},
+                    vector,
+                )
+                for n, (text, vector, group) in enumerate(rows[start : start + batch], start)
+            ]
+        )
+    copied = time.perf_counter() - started
+    started = time.perf_counter()
+    indexing.create_vector_index(version)
+    built = time.perf_counter() - started
+    indexing.switch(version)
+    indexing.analyze()
+    version.refresh_from_db()
+    return version, copied, built
+
+
+def ingest_raw(rows: list[tuple[str, Any, int]]) -> tuple[float, float]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE bench_raw_vectors (id uuid PRIMARY KEY, embedding vector(384))"
+        )
+    started = time.perf_counter()
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy("COPY bench_raw_vectors (id, embedding) FROM STDIN") as copy,
+    ):
+        for _, vector, _ in rows:
+            copy.write_row([uuid.uuid4(), "[" + ",".join(format(x, ".9g") for x in vector) + "]"])
+    copied = time.perf_counter() - started
+    started = time.perf_counter()
+    from rag.conf import rag_settings
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('maintenance_work_mem', %s, false)",
+            [str(rag_settings.HNSW_BUILD_MEMORY)],
+        )
+        cursor.execute(
+            "CREATE INDEX bench_raw_hnsw ON bench_raw_vectors USING hnsw "
+            f"(embedding vector_cosine_ops) WITH (m = {int(rag_settings.HNSW_M)}, "
+            f"ef_construction = {int(rag_settings.HNSW_EF_CONSTRUCTION)})"
+        )
+        cursor.execute("RESET maintenance_work_mem")
+    return copied, time.perf_counter() - started
+
+
+def raw_query(version_id: uuid.UUID, vector: list[float], exact: bool) -> list[str]:
+    """One SELECT through the graph (ef_search set once for the session by the caller), or an
+    exact scan (index scans off for that transaction)."""
+    literal = "[" + ",".join(map(repr, vector)) + "]"
+    sql = (
+        f"SELECT id FROM rag_chunk WHERE index_version_id = '{version_id}'::uuid "
+        "ORDER BY embedding <=> %s::vector LIMIT 10"
+    )
+    with connection.cursor() as cursor:
+        if not exact:
+            cursor.execute(sql, [literal])
+            return [str(r[0]) for r in cursor.fetchall()]
+        cursor.execute("BEGIN")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(sql, [literal])
+        ids = [str(r[0]) for r in cursor.fetchall()]
+        cursor.execute("COMMIT")
+    return ids
+
+
+def query_phase(endpoint, version, texts, truth, ef: int, hybrid: bool) -> None:  # type: ignore[no-untyped-def]
+    """Ours (vector mode, and hybrid once) beside raw pgvector SQL at one ef_search."""
+    endpoint.retrieval_config = {
+        "mode": "vector", "candidates": 10, "ef_search": ef, "highlights": False,
+    }  # fmt: skip
+    with connection.cursor() as cursor:  # raw SQL's session ef_search, as ours keeps it
+        cursor.execute(f"SET hnsw.ef_search = {ef}")
+    for text in texts[:10]:  # warm-up: caches, plans, the graph's upper layers
+        services.query(endpoint, text, top_k=10)
+        raw_query(version.pk, QUERY_VECTORS[text], exact=False)
+    ours_ms, raw_ms, hybrid_ms, ours_recall, raw_recall = [], [], [], [], []
+    for text in texts:
+        result, ms = timed(services.query, endpoint, text, top_k=10)
+        ours_ms.append(ms)
+        raw_ids, ms = timed(raw_query, version.pk, QUERY_VECTORS[text], False)
+        raw_ms.append(ms)
+        ours_recall.append(len(truth[text] & {str(r.chunk_id) for r in result.results}) / 10)
+        raw_recall.append(len(truth[text] & set(raw_ids)) / 10)
+    rows = [("ours vector (services.query)", ours_ms), ("raw pgvector HNSW SQL", raw_ms)]
+    if hybrid:
+        endpoint.retrieval_config = {"mode": "hybrid", "candidates": 50, "ef_search": ef}
+        for text in texts:
+            _, ms = timed(services.query, endpoint, text, top_k=10)
+            hybrid_ms.append(ms)
+        rows.insert(1, ("ours hybrid (+fts, RRF, highlights)", hybrid_ms))
+    print(f"-- ef_search {ef}")
+    for label, samples in rows:
+        p50, p99 = _percentiles(samples)
+        print(f"query   {label:<38} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+    ours50, raw50 = _percentiles(ours_ms)[0], _percentiles(raw_ms)[0]
+    print(
+        f"recall@10 vs exact: ours {statistics.fmean(ours_recall):.3f}, "
+        f"raw HNSW {statistics.fmean(raw_recall):.3f}   "
+        f"ratio p50 ours / raw: {_fmt(ours50 / raw50)}"
+        + (
+            f"   hybrid / ours vector: {_fmt(_percentiles(hybrid_ms)[0] / ours50)}"
+            if hybrid
+            else ""
+        )
+    )
+
+
+def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, (time.perf_counter() - started) * 1000
+
+
+def embed_sample(tenant: Tenant, documents: int) -> float | None:
+    """Chunks/s of the real path (parse, chunk, local model, write) on ``documents`` docs."""
+    try:
+        from rag.embedders.local import load_model
+
+        load_model()
+    except Exception as exc:  # the local-embeddings extra is optional
+        print(f"embed   skipped: {exc}")
+        return None
+    corpus = Corpus(seed=11)
+    source = KnowledgeSource.objects.create(tenant=tenant, name="Sample", type="api")
+    model = EmbeddingModel.objects.create(tenant=tenant, name="MiniLM")
+    endpoint = RAGEndpoint.objects.create(tenant=tenant, name="Sample", embedding_model=model)
+    endpoint.sources.set([source])
+    for n in range(documents):
+        paragraphs = "\n\n".join(corpus.text(80) for _ in range(4))
+        services.push_document(
+            source, external_id=f"doc-{n}", data=f"# Doc {n}\n\n{paragraphs}".encode()
+        )
+    started = time.perf_counter()
+    version = services.reindex(endpoint)
+    elapsed = time.perf_counter() - started
+    chunks = version.stats["chunks"]
+    print(
+        f"embed   {documents} documents -> {chunks} chunks with the local model: "
+        f"{chunks / elapsed:8.1f} chunks/s ({elapsed:.1f} s end to end)"
+    )
+    return chunks / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--ef-search", default="100", help="ef_search values to measure, comma-separated"
+    )
+    parser.add_argument("--embed-documents", type=int, default=100)
+    parser.add_argument(
+        "--build-memory", default="1GB", help="maintenance_work_mem of the HNSW builds"
+    )
+    parser.add_argument(
+        "--no-raw-ingest", action="store_true", help="skip the raw COPY + HNSW ingest peer"
+    )
+    args, _ = parser.parse_known_args()
+    n, q = args.chunks, args.queries
+    efs = [int(x) for x in str(args.ef_search).split(",")]
+
+    call_command("migrate", verbosity=0)
+    reset()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg = cursor.fetchone()[0]
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        vector_version = cursor.fetchone()[0]
+    print(f"Postgres {pg}, pgvector {vector_version}; {os.cpu_count()} CPUs")
+    print(
+        f"{n} chunks x {DIMENSIONS} dims, {q} queries, ef_search {efs}, "
+        f"HNSW build memory {args.build_memory}"
+    )
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-rag", defaults={"name": "Bench RAG"})
+    corpus = Corpus()
+    started = time.perf_counter()
+    vectors = corpus.vectors(n)
+    rows = [(corpus.text(), vectors[i], i % 100) for i in range(n)]
+    for i, vector in enumerate(corpus.vectors(q)):
+        QUERY_VECTORS[f"query {i} " + corpus.text(6)] = vector.tolist()
+    print(f"made up the corpus in {time.perf_counter() - started:.1f} s")
+    texts = list(QUERY_VECTORS)
+
+    providers = {"bench-lookup": "bench.bench_rag.LookupEmbedder"}
+    sys.modules.setdefault("bench.bench_rag", sys.modules[__name__])
+    overrides = {"EMBEDDING_PROVIDERS": providers, "HNSW_BUILD_MEMORY": args.build_memory}
+    with override_settings(AUTOMATE_RAG={**getattr(settings, "AUTOMATE_RAG", {}), **overrides}):
+        endpoint, document = setup_endpoint(tenant)
+        version, ours_copy, ours_build = ingest_ours(endpoint, document, rows)
+        ours_total = ours_copy + ours_build
+        print(
+            f"ingest  ours: write {n / ours_copy:8.0f} chunks/s ({ours_copy:.1f} s), "
+            f"HNSW build {ours_build:.1f} s, total {n / ours_total:8.0f} chunks/s"
+        )
+        if not args.no_raw_ingest:
+            raw_copy, raw_build = ingest_raw(rows)
+            raw_total = raw_copy + raw_build
+            print(
+                f"ingest  raw pgvector: write {n / raw_copy:8.0f} chunks/s ({raw_copy:.1f} s), "
+                f"HNSW build {raw_build:.1f} s, total {n / raw_total:8.0f} chunks/s"
+            )
+            print(f"ratio   ingest ours / raw: {(n / ours_total) / (n / raw_total):.2f}")
+        del rows, vectors
+
+        endpoint.refresh_from_db()
+        exact_ms, truth = [], {}
+        for text in texts:  # the recall ceiling, once for every ef_search
+            ids, ms = timed(raw_query, version.pk, QUERY_VECTORS[text], True)
+            exact_ms.append(ms)
+            truth[text] = set(ids)
+        p50, p99 = _percentiles(exact_ms)
+        print(f"query   {'exact search (seq scan)':<38} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+        for ef in efs:
+            query_phase(endpoint, version, texts, truth, ef, hybrid=ef == efs[0])
+    if args.embed_documents:
+        embed_sample(tenant, args.embed_documents)
+    reset()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Built-in embedding providers (entry points of ``django_automate.embeddings``)."""
