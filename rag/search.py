@@ -25,6 +25,28 @@ from rag.errors import InvalidRetrievalConfig
 from rag.filters import MetadataFilter
 
 
+class AnswerConfig(BaseModel):
+    """``retrieval_config["answer"]``: how ``/answer`` and ``rag.answer`` ask the model (see
+    :func:`rag.services.answer`). API callers cannot change it: a widget key is public."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A model config slug or model id of the tenant (default: the tenant's default model).
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    #: A provider slug of the tenant (default: the model config's, or the default provider).
+    provider: str | None = Field(default=None, min_length=1, max_length=100)
+    max_tokens: int | None = Field(default=None, ge=1, le=100_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    #: Added to the system prompt (tone, language, what to say about the product).
+    instructions: str = Field(default="", max_length=4000)
+    #: The answer when no passage matches (no model is called then).
+    no_passages_answer: str = Field(
+        default="I could not find anything about this in the knowledge base.",
+        min_length=1,
+        max_length=2000,
+    )
+
+
 class RetrievalConfig(BaseModel):
     """An endpoint's ``retrieval_config``; unknown keys are refused (they are typos)."""
 
@@ -46,6 +68,8 @@ class RetrievalConfig(BaseModel):
     reranker: str | None = None
     #: Return highlighted fragments of each result.
     highlights: bool = True
+    #: Generation options of answers (ignored by plain queries).
+    answer: AnswerConfig = AnswerConfig()
 
     @classmethod
     def from_json(cls, data: Any) -> RetrievalConfig:

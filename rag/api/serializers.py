@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from automate_llm.api.chat import UsageSerializer
 from rag.conf import rag_settings
 from rag.models import KnowledgeSource
 from rag.services import MAX_QUERY_CHARS
@@ -66,6 +67,59 @@ class QueryResponseSerializer(serializers.Serializer):
     timings = serializers.DictField(child=serializers.FloatField(), help_text="Milliseconds.")
     trace_id = serializers.CharField()
     strategy = serializers.JSONField(help_text="How the query was answered (hnsw or exact...).")
+
+
+class AnswerRequestSerializer(QueryRequestSerializer):
+    """``/query``'s body plus how to answer. The model and its options are the endpoint's
+    (``retrieval_config.answer``): a key, perhaps a widget's public one, cannot choose them."""
+
+    query = serializers.CharField(
+        max_length=MAX_QUERY_CHARS, trim_whitespace=True, help_text="The question."
+    )
+    stream = serializers.BooleanField(
+        default=False, help_text="Answer as Server-Sent Events (text/event-stream)."
+    )
+    end_user = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Your user the answer is for: the end_user budget of that id applies.",
+    )
+
+
+class CitationSerializer(serializers.Serializer):
+    marker = serializers.IntegerField(help_text="The [n] in the answer: the n-th result.")
+    chunk_id = serializers.UUIDField()
+    title = serializers.CharField()
+    document = DocumentRefSerializer()
+    position = serializers.IntegerField()
+    score = serializers.FloatField()
+
+
+class AnswerResponseSerializer(serializers.Serializer):
+    answer = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=["answered", "no_passages"],
+        help_text="no_passages: nothing matched; no model was called and nothing charged.",
+    )
+    citations = CitationSerializer(many=True, help_text="In the order the answer cites them.")
+    cited_documents = DocumentRefSerializer(many=True)
+    unmatched_markers = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Markers in the answer that name no retrieved passage (not cited).",
+    )
+    results = QueryResultItemSerializer(many=True, help_text="The passages, numbered from 1.")
+    index_version = IndexVersionRefSerializer()
+    strategy = serializers.JSONField()
+    usage = UsageSerializer()
+    request_id = serializers.UUIDField(
+        allow_null=True, help_text="The LLMRequest that records the call (null: no call)."
+    )
+    model = serializers.CharField(allow_blank=True)
+    provider = serializers.CharField(allow_blank=True)
+    finish_reason = serializers.CharField()
+    timings = serializers.DictField(child=serializers.FloatField(), help_text="Milliseconds.")
+    trace_id = serializers.CharField()
 
 
 class HealthSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""``/api/v1/rag/``: query and health of endpoints; documents and syncs of sources."""
+"""``/api/v1/rag/``: query, answer and health of endpoints; documents and syncs of sources."""
 
 from django.urls import URLPattern, URLResolver, path
 
@@ -18,5 +18,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="rag-document-delete",
     ),
     path("<slug:endpoint>/query", views.QueryView.as_view(), name="rag-query"),
+    path("<slug:endpoint>/answer", views.AnswerView.as_view(), name="rag-answer"),
     path("<slug:endpoint>/health", views.HealthView.as_view(), name="rag-health"),
 ]

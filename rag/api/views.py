@@ -4,15 +4,24 @@ Access: an API key of the tenant, scoped to ``rag:<endpoint>`` for the query and
 endpoint (the widget's keys), and to ``rag-sources:<source>`` to push documents or sync a
 source (so a query key can never write). Endpoints and sources are found by slug within the
 caller's tenant only: another tenant's slug is a 404, whatever the key.
+
+``/answer`` asks the tenant's model through the LLM gateway, attributed to the API key and the
+body's ``end_user`` (their budgets apply); its Server-Sent Events answer is served the way
+``/api/v1/llm/chat`` serves its own (the same event stream class, so a client that goes away
+closes the model stream and settles its budget hold).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.core.handlers.asgi import ASGIRequest
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -20,13 +29,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
-from automate_core.api.tracing import current_trace_id, new_trace_id
+from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
-from automate_core.tenancy.models import Tenant
+from automate_core.tenancy.models import APIKey, Tenant
+from automate_llm.api.chat import ChatEventStream, Events, _failure, _JSONWhateverAccepted, sse
+from automate_llm.services import CallContext
 from rag import services
 from rag.api.serializers import (
+    AnswerRequestSerializer,
+    AnswerResponseSerializer,
     DocumentPushSerializer,
     DocumentSerializer,
     HealthSerializer,
@@ -78,6 +91,122 @@ class QueryView(EndpointView):
             found, data["query"], top_k=data.get("top_k"), filters=data.get("filters")
         )
         return Response(result.to_json())
+
+
+#: Idempotency keys of API answers: unique per HTTP request, sent to the provider on retries.
+ANSWER_KEY_PREFIX = "api-rag-answer:"
+
+ANSWER_DESCRIPTION = """Answer a question from the endpoint's passages with the tenant's model,
+with citations. Same key scope (`rag:<endpoint>`), forced filters and rate limit as `/query`
+(each answer counts as a query); the model call is metered against the budgets of the tenant,
+the API key and `end_user`. The model and its options are the endpoint's
+(`retrieval_config.answer`), else the tenant's default model.
+
+The passages are numbered from 1 (`results`); the answer cites them as `[n]`, and `citations`
+maps each marker to its chunk and document. When no passage matches, `outcome` is
+`no_passages`, the answer says so and no model is called.
+
+With `"stream": true` the answer is `text/event-stream`, each event's `data` a JSON object:
+
+* `text`: `{"text": "..."}`, a piece of the answer;
+* `done` (last): the same object as the JSON answer (citations, usage with cost, request_id);
+* `error` (last, when the model's stream breaks after it started): a NormalizedError whose
+  `details` hold `request_id` and the `usage` the partial answer was charged.
+
+Errors before the first event (no index, no model, a budget) are NormalizedError JSON."""
+
+
+class AnswerView(EndpointView):
+    """Answer a question from the endpoint's passages, with citations (JSON or SSE)."""
+
+    throttle_classes = [APIKeyRateThrottle]
+    throttle_scope = "rag.query"
+    content_negotiation_class = _JSONWhateverAccepted
+
+    @property
+    def rate_limit(self) -> str:
+        return str(rag_settings.QUERY_RATE_LIMIT)
+
+    @extend_schema(
+        operation_id="rag_answer",
+        description=ANSWER_DESCRIPTION,
+        request=AnswerRequestSerializer,
+        responses={
+            (200, "application/json"): AnswerResponseSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            400: OpenApiResponse(description="Invalid body or filter."),
+            402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
+            404: OpenApiResponse(description="No such endpoint in your tenant."),
+            409: OpenApiResponse(description="The endpoint has no live index yet."),
+            429: OpenApiResponse(description="Rate limited; see Retry-After."),
+            502: OpenApiResponse(description="The model provider failed."),
+            503: OpenApiResponse(description="No LLM provider is configured for the tenant."),
+        },
+        examples=[
+            OpenApiExample(
+                "A question",
+                value={"query": "How long do refunds take?", "top_k": 4, "end_user": "c-17"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, endpoint: str) -> Response | ChatEventStream:
+        incoming = AnswerRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        tenant = _tenant(request)
+        found = services.get_endpoint(tenant, endpoint)
+        context = CallContext(
+            api_key_id=request.auth.pk if isinstance(request.auth, APIKey) else None,
+            end_user=data.get("end_user", ""),
+            trace_id=current_trace_id() or new_trace_id(),
+            idempotency_key=f"{ANSWER_KEY_PREFIX}{uuid.uuid4().hex}",
+        )
+        arguments = {"top_k": data.get("top_k"), "filters": data.get("filters")}
+        if not data["stream"]:
+            result = services.answer(found, data["query"], context=context, **arguments)
+            return Response(result.to_json())
+        stream = services.stream_answer(found, data["query"], context=context, **arguments)
+        pieces = iter(stream)
+        try:
+            head = next(pieces, None)  # errors before the first piece are ordinary answers
+        except BaseException:
+            stream.close()
+            raise
+        events = _answer_events(stream, pieces, head, tenant=tenant, context=context)
+        return ChatEventStream(events, asynchronous=isinstance(request._request, ASGIRequest))
+
+
+def _answer_events(
+    stream: services.AnswerStream,
+    pieces: Iterator[str],
+    head: str | None,
+    *,
+    tenant: Tenant,
+    context: CallContext,
+) -> Events:
+    """``text`` events, then ``done`` with the whole answer, or ``error`` when the model's
+    stream breaks. Each step runs under the request's trace id (steps may change threads)."""
+    trace_id = stream.trace_id
+    try:
+        piece = head
+        while piece is not None:
+            yield sse("text", {"text": piece})
+            failure: dict[str, Any] | None = None
+            with trace(trace_id):
+                try:
+                    piece = next(pieces, None)
+                except Exception as exc:  # recorded and charged by the gateway already
+                    failure = _failure(exc, tenant, context)
+                    piece = None
+            if failure is not None:
+                yield sse("error", failure)
+                return
+        assert stream.answer is not None  # the stream ended normally
+        yield sse("done", stream.answer.to_json())
+    finally:
+        with trace(trace_id):
+            stream.close()
 
 
 class HealthView(EndpointView):

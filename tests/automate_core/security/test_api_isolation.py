@@ -66,6 +66,7 @@ OTHER_ROUTES = {
     "llm-chat": "/api/v1/llm/chat",  # test_llm_chat_reaches_only_the_callers_provider
     # RAG routes address endpoints and sources by slug; attacks in test_rag_isolation.py.
     "rag-query": "/api/v1/rag/support/query",
+    "rag-answer": "/api/v1/rag/support/answer",
     "rag-health": "/api/v1/rag/support/health",
     "rag-source-detail": "/api/v1/rag/sources/docs",
     "rag-source-sync": "/api/v1/rag/sources/docs/sync",
@@ -337,6 +338,7 @@ def _metered_llm_call(tenant: Any, input_tokens: int) -> None:
     usage = Usage(input_tokens=input_tokens, output_tokens=1)
     result = ChatResult(text="hi", usage=usage)
     call.succeeded(result, attempts=1, provider=provider, model="gpt-4o")
+    run_until_idle()  # the llm.record job writes the call's rows
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
@@ -387,6 +389,8 @@ def test_llm_chat_reaches_only_the_callers_provider(world, forgery, settings, mo
             assert response.json()["text"] == "from acme", ask
             assert not _leaked(world, response.content.decode())
         assert theirs.requests == [] and len(mine.requests) == len(asks)
+    run_until_idle()  # write the calls' records before counting whose they are
+    assert LLMRequest.objects.filter(tenant=world.a.tenant).count() >= len(asks)
     assert LLMRequest.objects.filter(tenant=world.b.tenant).count() == b_calls
     assert _snapshot(world.b.budget) == b_budget
 

@@ -17,7 +17,7 @@ from rag.errors import EndpointNotFound, SourceNotFound
 from rag.models import Chunk, Document, KnowledgeSource
 
 from .conftest import World
-from .test_api_isolation import FORGERIES, _forged_client
+from .test_api_isolation import FORGERIES, _forged_client, _snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +113,12 @@ def test_query_key_of_a_reaches_its_own_support_endpoint_only(world, forgery):
     assert ok.status_code == 200
     _assert_no_b(world, ok.content.decode())
     theirs = _rag(world, "b")["private_endpoint"].slug
-    for path in (f"/api/v1/rag/{theirs}/query", "/api/v1/rag/sources/docs/documents"):
+    paths = (
+        f"/api/v1/rag/{theirs}/query",
+        f"/api/v1/rag/{theirs}/answer",
+        "/api/v1/rag/sources/docs/documents",
+    )
+    for path in paths:
         response = client.post(
             path, {"query": "x", "external_id": "x", "content": "x"}, format="json"
         )
@@ -129,7 +134,10 @@ def test_b_endpoints_are_404_for_a(world, forgery):
         f"/api/v1/rag/{theirs}/query{_suffix(extra)}", {"query": "launch"}, format="json"
     )
     health = client.get(f"/api/v1/rag/{theirs}/health{_suffix(extra)}")
-    for response in (query, health):
+    answer = client.post(
+        f"/api/v1/rag/{theirs}/answer{_suffix(extra)}", {"query": "launch"}, format="json"
+    )
+    for response in (query, health, answer):
         assert response.status_code == 404
         assert response.json()["code"] == "rag_endpoint_not_found"
         _assert_no_b(world, response.content.decode(), typed=theirs)
@@ -142,6 +150,69 @@ def test_health_of_support_describes_a_endpoint(world, forgery):
     assert response.status_code == 200
     assert response.json()["live_version"]["id"] == str(_rag(world, "a")["version"].pk)
     _assert_no_b(world, response.content.decode())
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_answer_with_a_key_of_a_uses_only_a_passages_and_a_provider(
+    world, forgery, settings, monkeypatch
+):
+    """Both tenants have provider ``main`` and endpoint ``support``, each provider on its own
+    server: whatever A forges, only A's chunks reach only A's server, and every record is A's."""
+    from automate_llm.models import LLMProvider, LLMRequest
+    from tests.automate_core.governance.fake_network import configure_egress
+    from tests.automate_llm.wire import OpenAIWire, Reply
+
+    configure_egress(settings, EGRESS_ALLOW_PRIVATE=["127.0.0.1"])
+    monkeypatch.setenv("AUTOMATE_SECRET_OPENAI_KEY", "sk-isolation-0123456789")
+    client, extra = _forged_client(world, forgery)
+    a, b = _rag(world, "a"), _rag(world, "b")
+    attempts = [
+        {},
+        {"source": "docs"},
+        {"document_id": str(b["secret_doc"].pk)},
+        {"document_id": {"$in": [str(b["secret_doc"].pk), str(b["public_doc"].pk)]}},
+    ]
+    answered: list[bool] = []
+    with OpenAIWire() as mine, OpenAIWire() as theirs:
+        for state, server in ((world.a, mine), (world.b, theirs)):
+            server.api_key = "sk-isolation-0123456789"
+            server.script(*[Reply(text=f"from {state.tenant.slug} [1]")] * len(attempts))
+            config = {**state.llm_provider.config, "base_url": server.base_url}
+            LLMProvider.objects.filter(pk=state.llm_provider.pk).update(config=config)
+        b_calls = LLMRequest.objects.filter(tenant=world.b.tenant).count()
+        b_budget = _snapshot(world.b.budget)
+        for filters in attempts:
+            response = client.post(
+                f"/api/v1/rag/support/answer{_suffix(extra)}",
+                {
+                    "query": "What is the launch code?",
+                    "top_k": 20,
+                    "filters": filters,
+                    "end_user": str(world.b.tenant.pk),
+                },
+                format="json",
+            )
+            assert response.status_code == 200, response.json()
+            body = response.json()
+            assert body["index_version"]["id"] == str(a["version"].pk)
+            for result in body["results"]:
+                assert result["document"]["id"] in {
+                    str(a["secret_doc"].pk),
+                    str(a["public_doc"].pk),
+                }
+            _assert_no_b(world, response.content.decode(), typed=str(world.b.tenant.pk))
+            answered.append(body["outcome"] == "answered")
+        assert theirs.requests == []
+        # B's document ids match none of A's chunks: nothing to answer from, no call.
+        assert answered == [True, True, False, False]
+        assert len(mine.requests) == 2
+        for request in mine.requests:
+            _assert_no_b(world, request.raw.decode())
+        assert a["launch_code"] in mine.requests[0].raw.decode()  # the attack would have sent it
+    run_until_idle()  # write the queued call records
+    assert LLMRequest.objects.filter(tenant=world.a.tenant).count() == 3  # + the world's own
+    assert LLMRequest.objects.filter(tenant=world.b.tenant).count() == b_calls
+    assert _snapshot(world.b.budget) == b_budget
 
 
 # -- sources and documents -----------------------------------------------------------------------
