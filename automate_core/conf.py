@@ -98,6 +98,10 @@ automate_settings = AppSettings(
         "RATE_LIMIT_KEY_PREFIX": "automate:ratelimit",
         # When Redis is unreachable: True lets requests through (logged), False refuses them.
         "RATE_LIMIT_FAIL_OPEN": True,
+        # The runtime's per-job and per-step statements are prepared once per connection
+        # (docs/runtime.md "Performance"). False for poolers that cannot carry protocol-level
+        # prepared statements (PgBouncer transaction mode before 1.21).
+        "PREPARED_STATEMENTS": True,
         # Outbox runtime (docs/runtime.md). Seconds unless the name says otherwise.
         "OUTBOX_LEASE_SECONDS": 60,
         "OUTBOX_BATCH_SIZE": 10,
@@ -114,6 +118,12 @@ automate_settings = AppSettings(
         "OUTBOX_DONE_RETENTION_SECONDS": 7 * 24 * 3600,
         "OUTBOX_DEAD_RETENTION_SECONDS": None,
         "OUTBOX_PRUNE_INTERVAL_SECONDS": 3600,
+        # Finished executions (completed, failed, cancelled) and their step runs are deleted
+        # this many days after they finished, by the worker every OUTBOX_PRUNE_INTERVAL_SECONDS
+        # and by `manage.py automate_prune`. None keeps them forever.
+        "EXECUTION_RETENTION_DAYS": 30,
+        # Runs deleted per transaction when pruning.
+        "EXECUTION_PRUNE_BATCH_SIZE": 500,
         "OUTBOX_NOTIFY_CHANNEL": "automate_outbox",
         # Celery relay: leases cover the broker queue time; tasks heartbeat once running.
         "OUTBOX_RELAY_LEASE_SECONDS": 300,

@@ -67,7 +67,15 @@ class Execution(UUIDModel, TimeStampedModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "workflow_name"])]
+        indexes = [
+            models.Index(fields=["status", "workflow_name"]),
+            # Retention pruning: finished runs, oldest first.
+            models.Index(
+                fields=["finished_at"],
+                name="execution_finished_idx",
+                condition=Q(status__in=["completed", "failed", "cancelled"]),
+            ),
+        ]
         permissions = [("view_raw_payload", "Can view raw (unredacted) payloads")]
         constraints = [
             # An event starts a given workflow once, however often it is delivered.

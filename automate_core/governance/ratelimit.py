@@ -35,7 +35,8 @@ logger = logging.getLogger("automate.ratelimit")
 
 # KEYS[1]: the window's sorted set (score = admission time in microseconds).
 # ARGV: limit, window in microseconds, now in microseconds ("" = Redis TIME), a unique member.
-# Returns {allowed (0/1), remaining, retry_after in microseconds}.
+# Returns {allowed (0/1), remaining, retry_after, reset}, the last two in microseconds: reset is
+# when the oldest admitted request leaves the window (the next unit of quota comes back).
 _SLIDING_WINDOW = """
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -51,11 +52,13 @@ local count = redis.call('ZCARD', KEYS[1])
 if count < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[4])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-  return {1, limit - count - 1, 0}
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {1, limit - count - 1, 0, tonumber(oldest[2]) + window - now}
 end
 -- Refused: free again when enough admitted requests have left the window for one more.
 local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-return {0, 0, tonumber(entry[2]) + window - now}
+local wait = tonumber(entry[2]) + window - now
+return {0, 0, wait, wait}
 """
 
 _UNITS = {
@@ -94,8 +97,32 @@ class RateLimitResult:
     remaining: int
     # Seconds until a refused request would be admitted; 0.0 when allowed.
     retry_after: float
+    # Seconds until the oldest admitted request leaves the window and quota comes back (the
+    # ``RateLimit-Reset`` header); equals ``retry_after`` when refused.
+    reset: float = 0.0
     # True when Redis could not be reached and the fail-open policy let the request through.
     degraded: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (whole seconds, rounded up), as
+        the IETF httpapi RateLimit header draft names them. Empty when the limit could not be
+        checked (``degraded``): the numbers would be made up."""
+        if self.degraded:
+            return {}
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+
+    def is_tighter_than(self, other: RateLimitResult) -> bool:
+        """Of two limits on one request, the one to report: refused over admitted, then fewer
+        requests left, then the longer wait."""
+        return (not self.allowed, -self.remaining, self.reset) > (
+            not other.allowed,
+            -other.remaining,
+            other.reset,
+        )
 
 
 class RateLimitUnavailable(RuntimeError):
@@ -152,7 +179,9 @@ class RateLimiter:
             uuid.uuid4().hex,
         ]
         try:
-            allowed, remaining, retry_us = self._script(keys=[self.key(scope, identity)], args=args)
+            allowed, remaining, retry_us, reset_us = self._script(
+                keys=[self.key(scope, identity)], args=args
+            )
         except redis.RedisError as exc:
             if fail_open if fail_open is not None else automate_settings.RATE_LIMIT_FAIL_OPEN:
                 logger.warning("Rate limit %s not checked, Redis failed: %s", scope, exc)
@@ -163,6 +192,7 @@ class RateLimiter:
             limit=rate.limit,
             remaining=int(remaining),
             retry_after=max(int(retry_us), 0) / 1_000_000,
+            reset=max(int(reset_us), 0) / 1_000_000,
         )
 
     def reset(self, scope: str, identity: str) -> None:
@@ -212,6 +242,11 @@ class TenantRateThrottle(BaseThrottle):
     overrides the view's rate (operators tune without a deploy); a view with neither is not
     limited. Requests with no tenant are limited per client address. A refusal is a 429
     NormalizedError with ``Retry-After`` (see ``automate_core.api.errors``).
+
+    Every response of a limited view, admitted or refused, carries ``RateLimit-Limit``,
+    ``RateLimit-Remaining`` and ``RateLimit-Reset``: the throttle puts them in the view's
+    ``headers``, which DRF's ``finalize_response`` copies onto whatever response the view ends
+    with. With several limits on one view, the tightest is reported.
     """
 
     def __init__(self) -> None:
@@ -222,6 +257,7 @@ class TenantRateThrottle(BaseThrottle):
         if rate is None:
             return True
         self.result = get_rate_limiter().hit(self.get_scope(view), self.get_identity(request), rate)
+        _report(view, self.result)
         return self.result.allowed
 
     def wait(self) -> float | None:
@@ -246,6 +282,16 @@ class TenantRateThrottle(BaseThrottle):
         if tenant is not None:
             return f"tenant:{tenant.pk}"
         return f"ip:{self.get_ident(request)}"
+
+
+def _report(view: Any, result: RateLimitResult) -> None:
+    headers = getattr(view, "headers", None)  # set by APIView.dispatch before throttling
+    if not isinstance(headers, dict) or result.degraded:
+        return
+    reported: RateLimitResult | None = getattr(view, "rate_limit_result", None)
+    if reported is None or result.is_tighter_than(reported):
+        view.rate_limit_result = result
+        headers.update(result.headers())
 
 
 class APIKeyRateThrottle(TenantRateThrottle):

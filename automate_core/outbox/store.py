@@ -20,25 +20,30 @@ ignored there and there is no NOTIFY: workers poll).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import operator
 import random
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import Case, DateTimeField, F, Min, Q, QuerySet, Value, When
 from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
+from automate_core import prepared
 from automate_core.api.tracing import current_trace_id
 from automate_core.conf import automate_settings
 from automate_core.errors import ConflictError
 from automate_core.outbox.models import OutboxJob
+from automate_core.prepared import Columns
 
 if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant
@@ -102,6 +107,16 @@ def enqueue(
         max_attempts=max_attempts or automate_settings.OUTBOX_MAX_ATTEMPTS,
     )
     if idempotency_key is None:
+        if connection.vendor == "postgresql":
+            # The hot path (every timer, retry and hook): the row and the wake-up in one round
+            # trip, and no ORM query building.
+            job.updated_at = job.created_at
+            with prepared.cursor() as cursor:
+                cursor.execute(
+                    _ENQUEUE_SQL, [*job_params(job), automate_settings.OUTBOX_NOTIFY_CHANNEL]
+                )
+            job._state.adding, job._state.db = False, connection.alias
+            return job
         job.save(force_insert=True)
     else:
         # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key, so the
@@ -123,11 +138,121 @@ def notify() -> None:
     rollback. Workers treat a notification only as a hint to look at the table.
     """
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [automate_settings.OUTBOX_NOTIFY_CHANNEL])
 
 
 _TABLE = OutboxJob._meta.db_table
+_JOB = Columns(OutboxJob._meta.concrete_fields)
+
+
+def job_params(job: OutboxJob) -> list[Any]:
+    """The values of ``job``'s columns for :data:`INSERT_JOB_SQL`, in column order."""
+    return _JOB.params(job)
+
+
+def new_job(
+    kind: str,
+    payload: Any,
+    *,
+    tenant_id: uuid.UUID | None,
+    trace_id: str,
+    available_at: datetime | None = None,
+    handoff: bool = False,
+) -> OutboxJob:
+    """An unsaved job with every column set, for raw statements that insert it (see
+    :data:`INSERT_JOB_SQL`); :func:`enqueue` is the usual way to add one.
+
+    With ``handoff`` and a worker :func:`receiving_handoffs` in this context, a job due now is
+    made already claimed by that worker (running, attempt 1, token 1, leased); once it is
+    written, :func:`hand_off` gives it to the worker after the transaction commits.
+    """
+    now = timezone.now()
+    job = OutboxJob(
+        kind=kind,
+        payload=payload,
+        tenant_id=tenant_id,
+        available_at=available_at or now,
+        trace_id=trace_id,
+        max_attempts=automate_settings.OUTBOX_MAX_ATTEMPTS,
+        created_at=now,
+        updated_at=now,
+    )
+    receiver = _receiver.get() if handoff else None
+    if receiver is not None and job.available_at <= now:
+        job.status, job.attempts, job.fencing_token = Status.RUNNING, 1, 1
+        job.lease_owner, job.started_at = receiver.owner, now
+        # The app's clock until the worker's first heartbeat extends it by the database's.
+        job.lease_expires_at = now + timedelta(seconds=receiver.lease_seconds)
+    return job
+
+
+@dataclass
+class _Receiver:
+    owner: str
+    lease_seconds: float
+    received: list[Lease]
+
+
+_receiver: contextvars.ContextVar[_Receiver | None] = contextvars.ContextVar(
+    "outbox_handoff", default=None
+)
+
+
+@contextmanager
+def receiving_handoffs(owner: str, lease_seconds: float) -> Iterator[list[Lease]]:
+    """Let the block hand jobs straight to this worker instead of queueing them.
+
+    A job written claimed for ``owner`` (see :func:`new_job`) is appended to the yielded list
+    once its transaction commits, so the worker runs it next with no claim, no NOTIFY and no
+    wait; if the transaction rolls back, the job does not exist and nothing is appended. If
+    the worker dies first, the job is an ordinary running job whose lease expires: the reaper
+    re-queues it, as for any claimed job.
+    """
+    receiver = _Receiver(owner, lease_seconds, [])
+    token = _receiver.set(receiver)
+    try:
+        yield receiver.received
+    finally:
+        _receiver.reset(token)
+
+
+def hand_off(job: OutboxJob) -> bool:
+    """After writing ``job`` (made by :func:`new_job` with ``handoff``), give it to the
+    receiving worker when the transaction commits. False if it was not claimed for one."""
+    receiver = _receiver.get()
+    if job.status != Status.RUNNING or receiver is None or job.lease_owner != receiver.owner:
+        return False
+    lease = _lease(job)
+    transaction.on_commit(lambda: receiver.received.append(lease))
+    return True
+
+
+#: ``INSERT`` of one job, ``{source}`` being ``VALUES (...)`` or ``SELECT ... FROM cte`` (so
+#: the job is written only when that CTE yields a row); parameters from :func:`job_params`.
+INSERT_JOB_SQL = f"INSERT INTO {_TABLE} ({_JOB.names}) {{source}}"
+JOB_VALUES = f"VALUES ({_JOB.placeholders})"
+JOB_SELECT = f"SELECT {_JOB.placeholders}"
+
+_ENQUEUE_SQL = f"""
+WITH job AS ({INSERT_JOB_SQL.format(source=JOB_VALUES)} RETURNING 1)
+SELECT pg_notify(%s, '') FROM job
+"""  # noqa: S608 (constants)
+
+#: Moves of a running job under its lease (``id`` and fencing token are the parameters),
+#: ``RETURNING 1``: for statements that fold the job's move into their own writes.
+ADVANCE_JOB_SQL = f"""
+UPDATE {_TABLE} SET payload = %s::jsonb, updated_at = statement_timestamp()
+WHERE id = %s::uuid AND fencing_token = %s::bigint AND status = '{Status.RUNNING.value}'
+RETURNING 1
+"""  # noqa: S608 (constants)
+COMPLETE_JOB_SQL = f"""
+UPDATE {_TABLE}
+SET status = '{Status.DONE.value}', finished_at = statement_timestamp(), lease_expires_at = NULL,
+    updated_at = statement_timestamp()
+WHERE id = %s::uuid AND fencing_token = %s::bigint AND status = '{Status.RUNNING.value}'
+RETURNING 1
+"""  # noqa: S608 (constants)
 # Literal statuses (not parameters) so the planner matches the partial index outbox_claimable_idx.
 _CLAIM_SQL = f"""
 WITH picked AS (
@@ -153,14 +278,6 @@ RETURNING job.id, job.kind, job.payload, job.fencing_token, job.attempts, job.ma
 """  # noqa: S608 (table name and statuses are constants)
 
 
-_COMPLETE_SQL = f"""
-UPDATE {_TABLE}
-SET status = '{Status.DONE.value}', finished_at = statement_timestamp(), lease_expires_at = NULL,
-    updated_at = statement_timestamp()
-WHERE id = %s AND fencing_token = %s AND status = '{Status.RUNNING.value}'
-"""  # noqa: S608 (constants)
-
-
 def claim_batch(worker_id: str, limit: int, lease_seconds: float | None = None) -> list[Lease]:
     """Claim up to ``limit`` due jobs for ``worker_id``, oldest ``available_at`` first.
 
@@ -172,7 +289,7 @@ def claim_batch(worker_id: str, limit: int, lease_seconds: float | None = None) 
         return []
     if connection.vendor != "postgresql":
         return _claim_portable(worker_id, limit, seconds)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"limit": limit, "owner": worker_id, "lease_seconds": seconds})
         rows = cursor.fetchall()
     rows.sort(key=operator.itemgetter(9))
@@ -258,8 +375,8 @@ def complete(lease: Lease) -> None:
     """
     if connection.vendor == "postgresql":
         # The per-job hot path: plain SQL spares the ORM's query building (GIL time per job).
-        with connection.cursor() as cursor:
-            cursor.execute(_COMPLETE_SQL, [lease.job_id, lease.token])
+        with prepared.cursor() as cursor:
+            cursor.execute(COMPLETE_JOB_SQL, [lease.job_id, lease.token])
             done = cursor.rowcount
     else:
         done = _held([lease]).update(
@@ -273,7 +390,16 @@ def advance(lease: Lease, payload: Any) -> None:
     """Record a self-committing handler's progress in its job's payload, in the transaction of
     the step it finished. Raises LeaseLost (so the step rolls back) if the lease was taken
     over; a retry of the job starts from the payload written here."""
-    if not _held([lease]).update(payload=payload, updated_at=Now()):
+    if connection.vendor == "postgresql":
+        with prepared.cursor() as cursor:
+            cursor.execute(
+                ADVANCE_JOB_SQL,
+                [json.dumps(payload, cls=DjangoJSONEncoder), lease.job_id, lease.token],
+            )
+            held = cursor.rowcount
+    else:
+        held = _held([lease]).update(payload=payload, updated_at=Now())
+    if not held:
         raise LeaseLost(details={"job_id": str(lease.job_id), "token": lease.token})
 
 

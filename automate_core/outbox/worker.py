@@ -1,10 +1,11 @@
 """The outbox worker: threads that claim batches and run handlers until told to stop.
 
 A :class:`Worker` runs ``concurrency`` executor threads (each claims a batch, runs its jobs one by
-one), a maintenance thread (heartbeats the leases it holds, re-queues expired leases, prunes old
-jobs) and, on Postgres, a LISTEN connection whose notifications wake idle threads. Idle threads
-also wake when the next scheduled job is due (``available_at``) and, failing both, every poll
-interval; the database is the only timer.
+one), a maintenance thread (heartbeats the leases it holds, re-queues expired leases, releases
+expired budget holds, prunes old jobs and finished executions past retention) and, on Postgres, a
+LISTEN connection whose notifications wake idle threads. Idle threads also wake when the next
+scheduled job is due (``available_at``) and, failing both, every poll interval; the database is
+the only timer.
 
 What is guaranteed:
 
@@ -44,6 +45,8 @@ logger = logging.getLogger("automate.outbox")
 
 # Shortest idle wait: a due job that could not be claimed is locked by someone finishing a claim.
 MIN_IDLE_WAIT = 0.05
+# Execution pruning batches per maintenance pass; a backlog goes on at the reap interval.
+MAINTENANCE_PRUNE_BATCHES = 10
 
 
 class JobOutcome(StrEnum):
@@ -58,6 +61,21 @@ def _release_expired_budget_holds() -> None:
     from automate_core.governance.budgets import release_expired
 
     release_expired()
+
+
+def _prune_executions() -> bool:
+    """Finished runs past retention go a few batches per pass, so heartbeats (same thread) are
+    never held up for long; True when runs are left, to come back soon."""
+    from automate_core.executions.retention import prune
+
+    pruned = prune(max_batches=MAINTENANCE_PRUNE_BATCHES)
+    if pruned.executions:
+        logger.info(
+            "pruned %d finished execution(s) and %d step run(s) past retention",
+            pruned.executions,
+            pruned.step_runs,
+        )
+    return pruned.more
 
 
 def run_job(lease: Lease) -> JobOutcome:
@@ -342,7 +360,10 @@ class Worker:
                     counts[JobOutcome.LOST] += 1
                     continue
                 try:
-                    outcome = self._dispatch(lease) if self._dispatch else run_job(lease)
+                    if self._dispatch is not None:
+                        outcome = self._dispatch(lease)
+                    else:
+                        outcome = self._run_here(owner, lease, counts)
                 except Exception:
                     self._release_quietly(leases[index:])
                     raise
@@ -359,6 +380,29 @@ class Worker:
                 (time.monotonic() - started) * 1000,
                 _counts(counts),
             )
+
+    def _run_here(self, owner: str, lease: Lease, counts: Counter[str]) -> JobOutcome:
+        """Run ``lease``, then the jobs its transaction handed to this worker (a run's first
+        step job, see :func:`store.receiving_handoffs`), depth first, each under heartbeats.
+        Returns the outcome of ``lease``; those of the handed jobs go to ``counts``."""
+        with store.receiving_handoffs(owner, self.lease_seconds) as handed:
+            outcome = run_job(lease)
+        while handed:
+            received = handed.pop(0)
+            if self._stopping.is_set():
+                counts["released"] += store.release([received, *handed])
+                break
+            self._keeper.add([received])
+            try:
+                with store.receiving_handoffs(owner, self.lease_seconds) as more:
+                    counts[run_job(received)] += 1
+                handed.extend(more)
+            except Exception:
+                self._release_quietly(handed)
+                raise
+            finally:
+                self._keeper.drop([received])
+        return outcome
 
     def _release_quietly(self, leases: Sequence[Lease]) -> None:
         try:
@@ -387,18 +431,22 @@ class Worker:
     # Background threads.
 
     def _maintain(self) -> None:
-        """Heartbeat held leases, reap expired ones and prune old jobs, each on its own period."""
+        """Heartbeat held leases, reap expired ones, release expired budget holds, prune old
+        jobs and executions, each on its own period. An action returning True has work left
+        and runs again after the reap interval instead of its full period."""
         periods: dict[str, float] = {
             "heartbeat": self.lease_seconds / 3,
             "reap": self.reap_interval,
         }
         if self.prune_interval:
             periods["prune"] = self.prune_interval
+            periods["executions"] = self.prune_interval
         periods["budgets"] = self.reap_interval
         actions: dict[str, Callable[[], Any]] = {
             "heartbeat": self._keeper.beat,
             "reap": self._reap,
             "prune": store.prune,
+            "executions": _prune_executions,
             "budgets": _release_expired_budget_holds,
         }
         due = dict.fromkeys(periods, time.monotonic())
@@ -411,7 +459,8 @@ class Worker:
                         due[name] = now + periods[name]
                         try:
                             close_old_connections()
-                            actions[name]()
+                            if actions[name]() is True:
+                                due[name] = time.monotonic() + self.reap_interval
                         except Exception:
                             logger.exception("outbox %s failed", name)
                 if self._maintenance_stop.wait(max(0.0, min(due.values()) - time.monotonic())):

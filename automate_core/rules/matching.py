@@ -1,4 +1,10 @@
-"""Which triggers an event fires, and a dry run that explains why."""
+"""Which triggers an event fires, and a dry run that explains why.
+
+A trigger's condition is evaluated through its compiled form (:func:`jsonlogic.compile`), which
+is cached by the rule's content: every event of a type reuses the closure compiled for the first
+one, and triggers with equal conditions share it. A condition that cannot compile never matches;
+the dry run says so.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from automate_core.events.models import Event
-from automate_core.rules.jsonlogic import JSONLogicError, apply
+from automate_core.rules.jsonlogic import JSONLogicError, Rule, compile
 from automate_core.rules.models import Trigger
 
 
@@ -25,13 +31,23 @@ class TriggerVerdict:
     reason: str
 
 
+def compiled_condition(trigger: Trigger) -> Rule:
+    """The trigger's condition compiled, from the content-keyed cache (compiled once per
+    distinct condition per process). Raises JSONLogicError if the rule is malformed."""
+    return compile(trigger.condition)
+
+
 def evaluate(trigger: Trigger, scope: dict[str, Any]) -> TriggerVerdict:
     if not trigger.is_enabled:
         return TriggerVerdict(trigger, False, "trigger is disabled")
-    if trigger.condition in (None, {}, True):
+    if not trigger.has_condition:
         return TriggerVerdict(trigger, True, "no condition")
     try:
-        result = apply(trigger.condition, scope)
+        condition = compiled_condition(trigger)
+    except JSONLogicError as exc:
+        return TriggerVerdict(trigger, False, f"condition is invalid ({exc.type}): {exc}")
+    try:
+        result = condition(scope)
     except JSONLogicError as exc:
         return TriggerVerdict(trigger, False, f"condition raised {exc.type!r}")
     if result:

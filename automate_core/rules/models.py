@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from automate_core.base import TenantScopedModel, TimeStampedModel, UUIDModel
+from automate_core.rules.jsonlogic import JSONLogicError, compile
 
 
 class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
@@ -37,6 +38,11 @@ class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
     def __str__(self) -> str:
         return f"{self.name}: {self.event_type} -> {self.automation}"
 
+    @property
+    def has_condition(self) -> bool:
+        """An empty condition (null, ``{}`` or ``true``) means the trigger always matches."""
+        return self.condition not in (None, {}, True)
+
     def clean(self) -> None:
         """A trigger may only start its own tenant's automation (and that automation's
         versions): otherwise one tenant's events would run another tenant's workflow."""
@@ -46,6 +52,14 @@ class Trigger(UUIDModel, TimeStampedModel, TenantScopedModel):
             raise ValidationError({"version": "Is not a version of this automation."})
         if self.version is not None and not self.version.is_published:
             raise ValidationError({"version": "Is a draft; pin a published version."})
+        # A malformed condition is refused when saved rather than silently never matching.
+        if self.has_condition:
+            try:
+                compile(self.condition)
+            except JSONLogicError as exc:
+                raise ValidationError(
+                    {"condition": f"Invalid JSONLogic ({exc.type}): {exc}"}
+                ) from exc
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.clean()

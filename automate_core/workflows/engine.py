@@ -2,10 +2,14 @@
 
 What is guaranteed:
 
-- ``start`` writes the Execution and its first job in the caller's transaction.
-- Each step visit runs as one outbox job, in the transaction that completes the job: the
-  StepRun checkpoint, the new context, the run's next state and the next job commit together or
-  not at all. A worker that lost its lease cannot commit any of it (fencing).
+- ``start`` writes the Execution and its first job in the caller's transaction (one statement;
+  an event that already started the workflow writes nothing). Started inside a worker's job,
+  the first step job is handed to that worker, which runs it next with no claim.
+- Each step visit commits in one transaction: the StepRun checkpoint, the new context, the
+  run's next state and the job's progress (the next visit, or done) are one statement that
+  applies only if the run is still where the visit found it (same ``seq`` and status) and the
+  job is still held under the lease's fencing token. A worker that lost its lease commits
+  nothing; a run cancelled while its step ran stays cancelled and that visit is not recorded.
 - A StepRun is completed at most once; a redelivered or late job for a visit the run has moved
   past does nothing. Steps are at-least-once (a crash mid-step re-runs it); side effects are
   effectively-once through ``call.idempotency_key`` (``execution:step``, stable across retries).
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -31,7 +36,9 @@ from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
+from automate_core.executions import store as runs
 from automate_core.executions.models import Execution, StepRun
+from automate_core.executions.store import LoadedRun
 from automate_core.governance.redaction import redact_text, scrub_secret_values, secret_scope
 from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
@@ -142,25 +149,33 @@ def start(
         or new_trace_id()
     )
     now = timezone.now()
-    with transaction.atomic():
-        if event is not None:
-            existing = Execution.objects.filter(event=event, workflow_name=name).first()
-            if existing is not None:
-                return existing
-        waiting = run_at is not None and run_at > now
-        execution = Execution.objects.create(
-            tenant_id=getattr(tenant, "pk", tenant) or (event.tenant_id if event else None),
-            workflow_name=name,
-            workflow_version=pinned,
-            version=compiled.version,
-            event=event,
-            status=Status.WAITING if waiting else Status.QUEUED,
-            current_step=compiled.start,
-            context=compiled.initial_context(kwargs, event_scope),
-            wake_at=run_at if waiting else None,
-            trace_id=trace_id,
-        )
-        _enqueue_step(execution, compiled.start, available_at=run_at if waiting else None)
+    waiting = run_at is not None and run_at > now
+    execution = Execution(
+        created_at=now,
+        tenant_id=getattr(tenant, "pk", tenant) or (event.tenant_id if event else None),
+        workflow_name=name,
+        workflow_version=pinned,
+        version=compiled.version,
+        event=event,
+        status=Status.WAITING if waiting else Status.QUEUED,
+        current_step=compiled.start,
+        context=compiled.initial_context(kwargs, event_scope),
+        wake_at=run_at if waiting else None,
+        trace_id=trace_id,
+    )
+    first_job = store.new_job(
+        STEP_JOB,
+        _step_payload(execution, compiled.start),
+        tenant_id=execution.tenant_id,
+        trace_id=trace_id,
+        available_at=run_at if waiting else None,
+        handoff=True,  # a worker starting the run runs it next, with no claim
+    )
+    # The run and its job are one statement (no savepoint needed inside a caller's
+    # transaction); an event that already started this workflow writes nothing.
+    with transaction.atomic(savepoint=False):
+        if not runs.create_run(execution, first_job):
+            return Execution.objects.get(event=event, workflow_name=name)
     return execution
 
 
@@ -193,6 +208,10 @@ def signal(
 
 def handle_event_occurred(event: Event) -> list[Execution]:
     """Start every workflow the event triggers and resume runs waiting for it."""
+    return _handle_event_occurred(event, resume_waiters=True)
+
+
+def _handle_event_occurred(event: Event, *, resume_waiters: bool) -> list[Execution]:
     from automate_core.rules.matching import matching_triggers
 
     started = []
@@ -206,7 +225,8 @@ def handle_event_occurred(event: Event) -> list[Execution]:
             )
         )
     started.extend(start_event_workflows(event))
-    _resume_event_waiters(event)
+    if resume_waiters:
+        _resume_event_waiters(event)
     return started
 
 
@@ -308,39 +328,52 @@ def replay(execution: Execution, *, version: WorkflowVersion | None = None) -> E
 def run_step_job(job: Lease) -> None:
     """Run a visit, then the visits that follow it at once, each in its own transaction.
 
-    Every step commits its checkpoint together with ``store.advance`` (the job's payload moves
-    to the next visit, under the lease's fencing token), so a crash resumes at the first step
-    not committed and a worker that lost its lease commits nothing. A wait, a sleep, the end of
-    the run or ``INLINE_STEPS`` visits end the chain; the last transaction completes the job.
+    Every visit commits its checkpoint together with the job's progress (the payload moves to
+    the next visit, under the lease's fencing token) in one statement that first checks the run
+    is still where the visit found it; so a crash resumes at the first visit not committed, a
+    worker that lost its lease commits nothing, and a run cancelled meanwhile keeps its cancel.
+    The first visit reads the run, its event and its history; the visits after it work from
+    memory. A wait, a sleep, the end of the run or ``INLINE_STEPS`` visits end the chain; the
+    last transaction completes the job.
     """
     payload = dict(job.payload)
+    loaded: LoadedRun | None = None
     for _ in range(INLINE_STEPS):
-        with transaction.atomic():
-            following = _run_visit(payload)
-            if following is None:
-                store.complete(job)
-                return
-            payload = {**payload, "seq": following[0], "step": following[1]}
-            store.advance(job, payload)
+        # Read outside the visit's transaction: no lock is held, the checkpoint checks instead.
+        loaded = loaded or runs.load(payload["execution"])
+        if loaded is None or not _is_due(loaded.run, payload):
+            store.complete(job)  # the run moved on (or is gone): a late job does nothing
+            return
+        run = loaded.run
+        try:
+            with transaction.atomic():
+                # Secrets a step resolves are registered in this scope: scrubbed from what is
+                # stored and forgotten when the step ends.
+                with trace(run.trace_id or None), secret_scope():
+                    visit = _run_step(loaded, payload["step"])
+                if visit is None:
+                    store.complete(job)  # checkpointed already, with the job that follows it
+                    return
+                step_run, following = visit
+                advance_to = None
+                if following is not None:
+                    advance_to = {**payload, "seq": following[0], "step": following[1]}
+                run.updated_at = timezone.now()
+                runs.checkpoint(loaded, step_run, job, advance_to=advance_to)
+        except runs.RunMoved:
+            loaded = None  # someone else moved the run during the step: read it again
+            continue
+        if advance_to is None:
+            return
+        payload = advance_to
     with transaction.atomic():  # a long chain goes on in a fresh job
         store.complete(job)
         store.enqueue(STEP_JOB, payload, tenant=job.tenant_id, trace_id=job.trace_id or None)
 
 
-def _run_visit(payload: Mapping[str, Any]) -> tuple[int, str] | None:
-    """Run the visit ``payload`` names; the visit to run next at once, if any."""
-    run = (
-        Execution.objects.select_for_update(of=("self",))
-        .select_related("event")
-        .filter(pk=payload["execution"])
-        .first()
-    )
-    if run is None or run.is_finished or run.seq != payload["seq"]:
-        return None  # the run moved on (or is gone): a late or duplicated job does nothing
-    # Secrets a step resolves are registered in this scope: scrubbed from what is stored and
-    # forgotten when the step ends.
-    with trace(run.trace_id or None), secret_scope():
-        return _run_step(run, payload["step"])
+def _is_due(run: Execution, payload: Mapping[str, Any]) -> bool:
+    """Whether the visit ``payload`` names is the one the run waits for."""
+    return not run.is_finished and run.seq == payload["seq"]
 
 
 @outbox_handler(TIMEOUT_JOB)
@@ -364,48 +397,61 @@ def run_timeout_job(job: Lease) -> None:
 def run_event_job(job: Lease) -> None:
     from automate_core.events.scheduling import run_occurred_hooks
 
-    event = Event.objects.filter(pk=job.payload["event"]).first()
+    event, has_waiters = runs.event_for_job(job.payload["event"])
     if event is not None and event.status == Event.Status.OCCURRED:
         with trace(event.trace_id or None):
-            handle_event_occurred(event)
+            _handle_event_occurred(event, resume_waiters=has_waiters)
             run_occurred_hooks(event)
 
 
 # -- internals -----------------------------------------------------------------------------------
 
 
+def _step_payload(run: Execution, step_id: str) -> dict[str, Any]:
+    return {"execution": str(run.pk), "seq": run.seq, "step": step_id}
+
+
 def _enqueue_step(run: Execution, step_id: str, *, available_at: Any = None) -> None:
     store.enqueue(
         STEP_JOB,
-        {"execution": str(run.pk), "seq": run.seq, "step": step_id},
+        _step_payload(run, step_id),
         tenant=run.tenant_id,
         available_at=available_at,
         trace_id=run.trace_id,
     )
 
 
-def _run_step(run: Execution, step_id: str) -> tuple[int, str] | None:
+def _run_step(
+    loaded: LoadedRun, step_id: str
+) -> tuple[StepRun | None, tuple[int, str] | None] | None:
+    """Run one visit of ``step_id`` in memory: the StepRun to checkpoint (None when there is no
+    step to run), and the visit to run next at once, if any. None when this visit was
+    checkpointed already. The run is moved along in memory; the caller writes it."""
+    run = loaded.run
     compiled = compiled_for(run)
     step = compiled.steps.get(step_id)
     if step is None:
-        _finish(
+        _mark_finished(
             run, Status.FAILED, error=f"step {step_id!r} does not exist in version {run.version}"
         )
-        return None
-    # One read gives this visit's StepRun (if an earlier attempt left one), the outputs of
-    # completed steps for templates, and how often this step was visited before.
-    history = list(run.steps.order_by("seq"))
-    step_run = next((r for r in history if r.seq == run.seq), None)
+        return None, None
+    now = timezone.now()
+    step_run = loaded.visit(run.seq)
     if step_run is None:
-        visits = sum(1 for r in history if r.step_id == step_id)
+        visits = loaded.visits_of(step_id)
         key = f"{run.pk}:{step_id}" + (f":{visits + 1}" if visits else "")
         step_run = StepRun(
-            execution=run, seq=run.seq, step_id=step_id, idempotency_key=key, trace_id=run.trace_id
+            id=uuid.uuid4(),
+            created_at=now,
+            execution_id=run.pk,
+            seq=run.seq,
+            step_id=step_id,
+            idempotency_key=key,
+            trace_id=run.trace_id,
         )
     elif step_run.status == StepRun.Status.COMPLETED:
         return None  # checkpointed already; the next job was written in the same transaction
     visit = step_run.idempotency_key
-    now = timezone.now()
     step_run.attempt += 1
     step_run.started_at = step_run.started_at or now
     if run.status != Status.RUNNING:
@@ -413,17 +459,14 @@ def _run_step(run: Execution, step_id: str) -> tuple[int, str] | None:
     run.current_step, run.waiting_for, run.wake_at = step_id, None, None
 
     context = compiled.load_context(run.context)
-    outputs = {
-        r.step_id: {"output": r.output} for r in history if r.status == StepRun.Status.COMPLETED
-    }
     call = StepCall(
         execution_id=str(run.pk),
         step_id=step_id,
         attempt=step_run.attempt,
         idempotency_key=visit,
         context=context,
-        event=run.event.as_scope() if run.event_id and run.event else None,
-        steps=outputs,
+        event=loaded.event_scope,
+        steps=loaded.outputs(),
         trace_id=run.trace_id,
         tenant_id=run.tenant_id,
     )
@@ -436,29 +479,25 @@ def _run_step(run: Execution, step_id: str) -> tuple[int, str] | None:
         step_run.error = _describe(exc)
         if step_run.attempt < step.retry.max_attempts:
             step_run.status = StepRun.Status.RETRYING
-            step_run.save()
-            run.save()
             _enqueue_step(
                 run, step_id, available_at=timezone.now() + step.retry.delay_for(step_run.attempt)
             )
-            return None
+            return step_run, None
         step_run.status, step_run.finished_at = StepRun.Status.FAILED, timezone.now()
-        step_run.save()
-        _finish(
+        _mark_finished(
             run,
             Status.FAILED,
             error=f"step {step_id!r} failed after {step_run.attempt} attempt(s): {step_run.error}",
         )
-        return None
+        return step_run, None
 
     step_run.duration_ms = int((time.perf_counter() - started) * 1000)
     step_run.status, step_run.finished_at = StepRun.Status.COMPLETED, timezone.now()
     step_run.output = scrub_secret_values(result.output)
     step_run.transition = scrub_secret_values(transition_to_dict(result.transition))
     step_run.error = ""
-    step_run.save()
     run.context = scrub_secret_values(compiled.dump_context(context))
-    return _apply(run, compiled, step_id, result.transition)
+    return step_run, _apply(run, compiled, step_id, result.transition)
 
 
 def _apply(
@@ -470,22 +509,21 @@ def _apply(
     if transition is None:
         transition = Goto(natural_next) if natural_next else Complete({})
     if isinstance(transition, Complete):
-        _finish(run, Status.COMPLETED, result=transition.result)
+        _mark_finished(run, Status.COMPLETED, result=transition.result)
     elif isinstance(transition, Fail):
-        _finish(run, Status.FAILED, error=transition.reason)
+        _mark_finished(run, Status.FAILED, error=transition.reason)
     elif isinstance(transition, Goto):
-        _advance(run, transition.step, enqueue=False)
+        _mark_queued(run, transition.step)
         return run.seq, transition.step
     elif isinstance(transition, Sleep):
         wake_at = timezone.now() + transition.duration
         target = transition.then or natural_next
         if target is None:
-            _finish(run, Status.COMPLETED, result={})
+            _mark_finished(run, Status.COMPLETED, result={})
             return None
         run.seq += 1
         run.status, run.wake_at, run.current_step = Status.WAITING, wake_at, target
         run.waiting_for = {"kind": "sleep", "until": wake_at.isoformat()}
-        run.save()
         _enqueue_step(run, target, available_at=wake_at)
     else:
         _wait(run, transition, natural_next)
@@ -493,6 +531,7 @@ def _apply(
 
 
 def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str | None) -> None:
+    """Park the run (in memory) and write its timeout timer, if any."""
     run.seq += 1
     run.status = Status.WAITING
     run.waiting_for = {
@@ -503,7 +542,6 @@ def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str 
         "match": transition.match if isinstance(transition, WaitEvent) else None,
     }
     run.wake_at = timezone.now() + transition.timeout if transition.timeout else None
-    run.save()
     if run.wake_at is not None:
         store.enqueue(
             TIMEOUT_JOB,
@@ -528,19 +566,26 @@ def _resume(run: Execution, target: str | None, payload: Any = None) -> None:
     _advance(run, target)
 
 
-def _advance(run: Execution, target: str, *, enqueue: bool = True) -> None:
+def _advance(run: Execution, target: str) -> None:
+    _mark_queued(run, target)
+    run.save()
+    _enqueue_step(run, target)
+
+
+def _mark_queued(run: Execution, target: str) -> None:
     run.seq += 1
     run.status, run.current_step, run.waiting_for, run.wake_at = Status.QUEUED, target, None, None
-    run.save()
-    if enqueue:
-        _enqueue_step(run, target)
 
 
 def _finish(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
+    _mark_finished(run, status, result=result, error=error)
+    run.save()
+
+
+def _mark_finished(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
     run.seq += 1  # any job still pending for this run is now stale
     run.status, run.result, run.error = status, scrub_secret_values(result), error
     run.finished_at, run.waiting_for, run.wake_at = timezone.now(), None, None
-    run.save()
 
 
 def _resume_event_waiters(event: Event) -> None:
@@ -552,7 +597,7 @@ def _resume_event_waiters(event: Event) -> None:
         **{"tenant_id": event.tenant_id},  # None matches only runs with no tenant
     )
     scope = {"event": event.as_scope(), "payload": event.payload}
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         for run in waiting.select_for_update().order_by("created_at"):
             match = (run.waiting_for or {}).get("match")
             if match is not None and not jsonlogic_apply(match, scope):

@@ -145,6 +145,14 @@ def test_webhook_rate_limit_answers_429_with_retry_after(hook):
     assert codes == [202, 202, 429]
 
 
+def test_accepted_webhooks_carry_the_ratelimit_headers(hook):
+    response = post_webhook({"n": 1}, HTTP_X_AUTOMATE_EVENT="ping")
+
+    assert response.status_code == 202
+    assert (response["RateLimit-Limit"], response["RateLimit-Remaining"]) == ("100", "99")
+    assert response["RateLimit-Reset"] == "60"
+
+
 def test_executions_list_filter_detail_and_cancel(api_client, tenant, other_tenant):
     from automate_core.workflows import engine
 

@@ -185,16 +185,96 @@ def test_admin_audits_key_creation_revocation_and_budget_changes(admin_client, a
     ]
 
 
-def test_admin_is_read_only_and_shows_the_chain_status(admin_client):
+def test_admin_is_read_only(admin_client):
     row = audit.record("secret.write", actor="system", target="secret:X")
 
-    changelist = admin_client.get(reverse("admin:automate_core_auditlog_changelist"))
-    assert "Audit chain OK: 1 row(s) verified." in changelist.content.decode()
     assert admin_client.get(reverse("admin:automate_core_auditlog_add")).status_code == 403
     delete = admin_client.post(reverse("admin:automate_core_auditlog_delete", args=[row.pk]))
     assert delete.status_code == 403
     assert AuditLog.objects.count() == 1
 
-    _raw_sql("UPDATE {table} SET target = 'x' WHERE id = %s", [row.pk])
-    broken = admin_client.get(reverse("admin:automate_core_auditlog_changelist"))
-    assert f"BROKEN at row {row.pk}" in broken.content.decode()
+
+def changelist(admin_client, **params) -> str:
+    response = admin_client.get(reverse("admin:automate_core_auditlog_changelist"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_verify_rows_checks_each_rows_hash_and_its_link_to_the_row_before():
+    rows = [*_three_rows(), audit.record("ai.call", actor="system")]
+    _raw_sql("UPDATE {table} SET actor = %s WHERE id = %s", ["user:666", rows[1].pk])
+    _raw_sql("DELETE FROM {table} WHERE id = %s", [rows[2].pk])
+
+    verdicts = audit.verify_rows(AuditLog.objects.all())
+
+    assert {row.seq: str(verdicts[row.pk]) for row in AuditLog.objects.all()} == {
+        1: "intact",
+        2: "BROKEN: content does not match its hash",
+        4: "BROKEN: the row before it (seq 3) is missing",
+    }
+
+
+def test_verify_rows_reads_the_row_before_even_when_it_is_not_given():
+    rows = _three_rows()
+    _raw_sql("UPDATE {table} SET prev_hash = %s WHERE id = %s", ["f" * 64, rows[2].pk])
+
+    verdicts = audit.verify_rows([AuditLog.objects.get(pk=rows[2].pk)])
+
+    assert str(verdicts[rows[2].pk]) == "BROKEN: does not follow the previous row"
+
+
+def test_admin_page_verifies_the_rows_it_shows(admin_client):
+    _three_rows()
+
+    page = changelist(admin_client)
+
+    assert "The 3 row(s) on this page match their hashes and follow the rows before them." in page
+    assert "manage.py automate_audit_verify" in page
+    assert page.count(">intact<") == 3
+
+
+def test_admin_page_names_a_tampered_row_it_shows(admin_client):
+    rows = _three_rows()
+    _raw_sql("UPDATE {table} SET target = 'x' WHERE id = %s", [rows[1].pk])
+
+    page = changelist(admin_client)
+
+    assert "Audit chain BROKEN: 1 of 3 row(s) on this page fail verification" in page
+    assert "seq 2: content does not match its hash" in page
+    assert page.count(">intact<") == 2
+
+
+def test_admin_page_does_not_verify_rows_it_does_not_show(admin_client):
+    rows = _three_rows()
+    _raw_sql("UPDATE {table} SET target = 'x' WHERE id = %s", [rows[0].pk])
+
+    page = changelist(admin_client, action="api_key.create")
+
+    assert "The 1 row(s) on this page match their hashes" in page
+    assert "BROKEN" not in page
+
+
+def test_admin_pages_never_walk_the_whole_chain(admin_client, monkeypatch):
+    from automate_core.admin import AuditLogAdmin
+
+    def walk_the_chain(**kwargs):
+        raise AssertionError("the admin verified the whole chain")
+
+    monkeypatch.setattr(AuditLogAdmin, "list_per_page", 5)
+    monkeypatch.setattr(audit, "verify_chain", walk_the_chain)
+    rows = [audit.record("ai.call", actor="system", target=f"call:{n}") for n in range(12)]
+    _raw_sql("UPDATE {table} SET target = 'x' WHERE id = %s", [rows[0].pk])
+
+    first = changelist(admin_client)  # seq 12..8: the tampered seq 1 is not shown
+    last = changelist(admin_client, p=3)  # seq 2, 1
+
+    assert "The 5 row(s) on this page match their hashes" in first and "BROKEN" not in first
+    assert "1 of 2 row(s) on this page fail verification (seq 1: content does not" in last
+
+
+def test_admin_change_page_shows_the_rows_verdict(admin_client):
+    row = _three_rows()[1]
+
+    page = admin_client.get(reverse("admin:automate_core_auditlog_change", args=[row.pk]))
+
+    assert "intact" in page.content.decode()

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from automate_core.errors import NotFoundError
 from automate_core.governance.ratelimit import (
     APIKeyRateThrottle,
     Rate,
@@ -83,6 +84,17 @@ def test_the_window_slides_and_retry_after_is_exact(limiter):
     assert hit(10).allowed  # the hit at 0 has left the window
     assert hit(10.5).retry_after == 0.5  # the hit at 1 leaves at 11
     assert hit(11).allowed
+
+
+def test_reset_is_when_the_oldest_admitted_hit_leaves_the_window(limiter):
+    def hit(at: float):
+        return limiter.hit("ep", "k", Rate(3, 10), now=1_000 + at)
+
+    assert hit(0).reset == 10.0
+    assert hit(3).reset == 7.0  # the hit at 0 leaves at 10
+    third, refused = hit(4), hit(6)
+    assert (third.remaining, third.reset) == (0, 6.0)
+    assert (refused.allowed, refused.reset, refused.retry_after) == (False, 4.0, 4.0)
 
 
 def test_refused_hits_do_not_extend_the_lockout(limiter):
@@ -185,6 +197,11 @@ class PongView(PingView):
     """Same rate, another endpoint: its own window."""
 
 
+class MissingView(PingView):
+    def get(self, request):
+        raise NotFoundError("nothing here")
+
+
 class ScopedView(PingView):
     throttle_scope = "test-reports"
 
@@ -192,6 +209,22 @@ class ScopedView(PingView):
 class PerKeyView(APIView):
     throttle_classes = [APIKeyRateThrottle]
     rate_limit = "2/min"
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+class TwoLimitsView(APIView):
+    """A generous per-tenant limit and a tight per-key one on the same endpoint."""
+
+    throttle_classes = [TenantRateThrottle, APIKeyRateThrottle]
+
+    def get_throttles(self):
+        tenant, per_key = TenantRateThrottle(), APIKeyRateThrottle()
+        tenant.get_rate = lambda request, view: Rate(50, 60)
+        per_key.get_rate = lambda request, view: Rate(2, 60)
+        per_key.get_scope = lambda view: "test-two-limits-key"
+        return [tenant, per_key]
 
     def get(self, request):
         return Response({"ok": True})
@@ -210,6 +243,8 @@ urlpatterns = [
     path("api/v1/scoped", ScopedView.as_view()),
     path("api/v1/per-key", PerKeyView.as_view()),
     path("api/v1/unlimited", UnlimitedView.as_view()),
+    path("api/v1/missing", MissingView.as_view()),
+    path("api/v1/two-limits", TwoLimitsView.as_view()),
 ]
 
 
@@ -290,3 +325,68 @@ def test_settings_override_a_views_rate_by_scope(throttled, api_client):
 @pytest.mark.django_db
 def test_a_view_without_a_rate_is_not_limited(throttled, api_client):
     assert {api_client.get("/api/v1/unlimited").status_code for _ in range(10)} == {200}
+
+
+def rate_limit_headers(response) -> tuple[str | None, str | None, str | None]:
+    return (
+        response.get("RateLimit-Limit"),
+        response.get("RateLimit-Remaining"),
+        response.get("RateLimit-Reset"),
+    )
+
+
+@pytest.mark.django_db
+def test_admitted_responses_carry_the_ratelimit_headers(throttled, api_client):
+    responses = [api_client.get("/api/v1/ping") for _ in range(3)]
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert [rate_limit_headers(r)[:2] for r in responses] == [("3", "2"), ("3", "1"), ("3", "0")]
+    assert all(1 <= int(rate_limit_headers(r)[2]) <= 60 for r in responses)
+
+
+@pytest.mark.django_db
+def test_a_refused_response_keeps_retry_after_and_reports_nothing_left(throttled, api_client):
+    for _ in range(3):
+        api_client.get("/api/v1/ping")
+
+    refused = api_client.get("/api/v1/ping")
+
+    assert refused.status_code == 429
+    assert rate_limit_headers(refused) == ("3", "0", refused["Retry-After"])
+
+
+@pytest.mark.django_db
+def test_an_error_the_limited_view_raises_still_carries_the_headers(throttled, api_client):
+    response = api_client.get("/api/v1/missing")
+
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert rate_limit_headers(response)[:2] == ("3", "2")
+
+
+@pytest.mark.django_db
+def test_with_two_limits_the_tighter_one_is_reported(throttled, api_client):
+    first, second, refused = (api_client.get("/api/v1/two-limits") for _ in range(3))
+
+    assert rate_limit_headers(first)[:2] == ("2", "1")
+    assert rate_limit_headers(second)[:2] == ("2", "0")
+    assert refused.status_code == 429 and rate_limit_headers(refused)[:2] == ("2", "0")
+
+
+@pytest.mark.django_db
+def test_a_view_without_a_rate_sends_no_ratelimit_headers(throttled, api_client):
+    assert rate_limit_headers(api_client.get("/api/v1/unlimited")) == (None, None, None)
+
+
+@pytest.mark.django_db
+def test_an_unchecked_limit_sends_no_made_up_headers(
+    throttled, api_client, dead_limiter, monkeypatch
+):
+    from automate_core.governance import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_limiter", dead_limiter)
+    throttled.AUTOMATE = {**throttled.AUTOMATE, "RATE_LIMIT_FAIL_OPEN": True}
+
+    response = api_client.get("/api/v1/ping")
+
+    assert response.status_code == 200
+    assert rate_limit_headers(response) == (None, None, None)

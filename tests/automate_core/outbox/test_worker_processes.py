@@ -35,6 +35,14 @@ def wait_for(
         time.sleep(0.02)
 
 
+def is_ready(log: Path, pid: int) -> bool:
+    """Whether worker ``pid`` logged its start line, which it does after installing its signal
+    handlers (the line names the worker ``host:pid:suffix``)."""
+    return any(
+        f":{pid}:" in line and " thread(s), batch " in line for line in log.read_text().splitlines()
+    )
+
+
 def done_count() -> int:
     return OutboxJob.objects.filter(status=Status.DONE).count()
 
@@ -61,6 +69,9 @@ def test_killed_workers_lose_no_job_and_complete_none_twice(worker_env, tmp_path
             killed.append(victim.wait())
             workers.append(start_worker(worker_env, log, *args))
         wait_for(lambda: done_count() == total, log, what="all jobs done")
+        # A worker restarted just before the end may still be starting; one that has not yet
+        # installed its signal handlers would die of the SIGTERM instead of stopping cleanly.
+        wait_for(lambda: all(is_ready(log, w.pid) for w in workers), log, what="workers up")
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
