@@ -8,7 +8,7 @@ The gateway wraps every call (all its retries and fallbacks)::
     except Exception as exc:
         call.failed(exc, attempts=n, partial=what_the_stream_gave_so_far)
         raise
-    usage = call.succeeded(result, attempts=n, provider=used_row, model=used_model)
+    charged = call.succeeded(result, attempts=n, provider=used_row, model=used_model)
 
 Guarantees:
 
@@ -16,35 +16,44 @@ Guarantees:
   workflow), the estimated prompt tokens plus ``max_tokens`` and what that costs at the model's
   input and output prices. If a budget refuses, it raises :class:`BudgetExceeded` before any
   provider is called, and records the refusal (an ``LLMRequest`` with ``error_code``
-  ``budget_exceeded`` and an audit row).
+  ``budget_exceeded`` and an audit row). A call that no budget applies to holds nothing and
+  costs one query.
 * A call with an idempotency key holds the budget once however often it is started while the
-  hold is open (a step retried after its worker died reuses the same hold). Once a call with
+  hold is open (a call restarted after its caller died reuses the same hold). Once a call with
   that key has finished, a new call with the same key is a new charge: it was made again.
 * :meth:`MeteredCall.succeeded` settles the hold to the provider-reported usage (an estimate
   when the provider reported none), priced by the provider and model actually used (they differ
-  from the requested ones after a fallback), and writes ``LLMRequest`` + ``LLMUsage`` + an
-  ``llm.call`` audit row in one transaction. Usage rows keep the pricing version and unit prices.
+  from the requested ones after a fallback), and, in the same transaction, queues an
+  ``llm.record`` outbox job carrying the call's record, its content already redacted. The job
+  writes ``LLMRequest`` + ``LLMUsage`` + the ``llm.call`` audit row and adds the usage to the
+  workflow run, once per request id (:func:`write_record`). The job commits with the caller (a
+  workflow step's checkpoint, or on its own), so a committed call is never left unrecorded; the
+  rows appear when a worker runs it. Usage rows keep the pricing version and unit prices, and
+  the returned :class:`ChargedUsage` is the usage row as it will be stored.
 * :meth:`MeteredCall.failed` releases the hold, or, for a stream that broke after it started,
   settles what the stream used (output estimated from the partial text when the provider sent
-  no usage); it writes the ``LLMRequest`` with the error and an audit row.
+  no usage); refusals and failures are recorded at once (``LLMRequest`` with the error and an
+  audit row), so an error response can name its record.
 * Stored content goes through the governance redactor, including secret values resolved while
   the call ran. Audit rows hold no content: who, model, tokens, cost, outcome.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
+from pydantic import BaseModel
 
 from automate_core.api.tracing import current_trace_id, trace
 from automate_core.executions.services import add_usage
@@ -56,6 +65,7 @@ from automate_core.governance.redaction import (
     redact_text,
     secret_scope,
 )
+from automate_core.outbox import store
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_llm.conf import llm_settings
 from automate_llm.models import LLMProvider, LLMRequest, LLMUsage, PromptVersion
@@ -63,12 +73,25 @@ from automate_llm.pricing import Price, price_for
 from automate_llm.tokens import TokenCount, count_messages, count_tokens
 from automate_llm.types import ChatMessage, ChatOptions, ChatResult, ToolCall, Usage
 
-__all__ = ["AUDIT_ACTION", "BudgetExceeded", "CallContext", "MeteredCall", "start_call"]
+__all__ = [
+    "AUDIT_ACTION",
+    "RECORD_JOB",
+    "BudgetExceeded",
+    "CallContext",
+    "CallRecord",
+    "ChargedUsage",
+    "MeteredCall",
+    "start_call",
+    "write_record",
+]
 
 AUDIT_ACTION = "llm.call"
+#: The outbox job kind that stores a successful call's record (``automate_llm.tasks``).
+RECORD_JOB = "llm.record"
 BUDGET_EXCEEDED = "budget_exceeded"
 # BudgetReservation.ref holds 200 characters; longer idempotency keys are hashed.
 _MAX_REF = 200
+_HOLD_SUFFIX = 12  # hex digits that tell apart the holds of one key's successive calls
 _MAX_ERROR_MESSAGE = 2000
 
 
@@ -85,6 +108,59 @@ class CallContext:
     trace_id: str = ""
     prompt_version: PromptVersion | None = None
     stream: bool = False
+
+
+class ChargedUsage(BaseModel):
+    """What a finished call was charged: its ``LLMUsage`` row, field for field, as stored."""
+
+    request_id: uuid.UUID
+    provider_type: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    estimated_input_tokens: int
+    tokenizer: str
+    tokenizer_fallback: bool
+    pricing_version: str
+    price_input: Decimal
+    price_output: Decimal
+    price_cached: Decimal
+    cost: Decimal
+
+
+class CallRecord(BaseModel):
+    """Everything stored about one finished call, content already redacted: the payload of an
+    ``llm.record`` job, and what :func:`write_record` turns into rows."""
+
+    request_id: uuid.UUID
+    tenant_id: uuid.UUID
+    finished_at: dt.datetime
+    provider_id: uuid.UUID | None = None
+    provider_type: str = ""
+    model: str = ""
+    requested_model: str = ""
+    prompt_version_id: uuid.UUID | None = None
+    prompt_slug: str = ""
+    execution_id: uuid.UUID | None = None
+    step_id: str = ""
+    idempotency_key: str = ""
+    trace_id: str = ""
+    stream: bool = False
+    success: bool = False
+    error_code: str = ""
+    error_message: str = ""
+    attempts: int = 0
+    latency_ms: int = 0
+    provider_request_id: str = ""
+    request: dict[str, Any] = {}
+    response: dict[str, Any] = {}
+    usage: ChargedUsage | None = None
+    api_key_id: uuid.UUID | None = None
+    end_user: str = ""
+    workflow: str = ""
+    reserved_tokens: int = 0
+    reserved_cost: Decimal = Decimal(0)
 
 
 def start_call(
@@ -108,13 +184,15 @@ def start_call(
         options=options,
         context=context,
     )
+    applicable = budgets.current_budgets(tenant, call.scopes)
     try:
         call.reservation = budgets.reserve(
             tenant,
             call.scopes,
             tokens=call.reserved_tokens,
             cost=call.reserved_cost,
-            ref=_hold_ref(tenant, context.idempotency_key),
+            ref=_hold_ref(applicable, context.idempotency_key),
+            applicable=applicable,
         )
     except BudgetExceeded as exc:
         call._record_refusal(exc)
@@ -122,15 +200,16 @@ def start_call(
     return call
 
 
-def _hold_ref(tenant: Tenant, key: str) -> str | None:
-    """The reservation ref for ``key``: the same while no call with the key has finished."""
-    if not key:
+def _hold_ref(applicable: Sequence[budgets.Budget], key: str) -> str | None:
+    """The reservation ref of a call with idempotency ``key``: the open hold of a call with
+    that key that has not finished yet, else a new one. ``None`` (any ref) without a key or
+    without a budget to hold on."""
+    if not key or not applicable:
         return None
-    finished = LLMRequest.objects.for_tenant(tenant).filter(idempotency_key=key).count()
-    ref = f"llm:{key}" if not finished else f"llm:{key}#{finished}"
-    if len(ref) > _MAX_REF:
-        ref = f"llm:sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
-    return ref
+    prefix = f"llm:{key}#"
+    if len(prefix) + _HOLD_SUFFIX > _MAX_REF:
+        prefix = f"llm:sha256:{hashlib.sha256(key.encode()).hexdigest()}#"
+    return budgets.open_hold(applicable, prefix) or prefix + uuid.uuid4().hex[:_HOLD_SUFFIX]
 
 
 class MeteredCall:
@@ -196,15 +275,15 @@ class MeteredCall:
         attempts: int,
         provider: LLMProvider | None,
         model: str,
-    ) -> LLMUsage:
-        """Charge the actual usage of the provider and model that answered, and record it."""
+    ) -> ChargedUsage:
+        """Charge the actual usage of the provider and model that answered, and queue its
+        record (written by the ``llm.record`` job, see :func:`write_record`)."""
         self._finish()
         provider_type = provider.provider_type if provider is not None else self.provider_type
         usage, estimated, tokenizer = self._usage(result, model)
         price = price_for(provider_type, model)
-        with self._secrets_scope(), transaction.atomic():
-            self._settle(usage, price.cost(usage))
-            request = self._write_request(
+        with self._secrets_scope():
+            record = self._record(
                 provider=provider,
                 provider_type=provider_type,
                 model=model,
@@ -212,22 +291,30 @@ class MeteredCall:
                 success=True,
                 provider_request_id=result.request_id or "",
                 response=_result_record(result, usage_estimated=estimated),
+                usage=(usage, price, tokenizer),
             )
-            row = self._write_usage(request, usage, price, tokenizer)
-            self._audit(request, usage=usage, cost=row.cost, pricing_version=price.version)
-        return row
+        assert record.usage is not None
+        with self._transaction():
+            self._settle(usage, record.usage.cost)
+            store.enqueue(
+                RECORD_JOB,
+                record.model_dump(mode="json"),
+                tenant=self.tenant,
+                trace_id=record.trace_id or None,
+            )
+        return record.usage
 
     def failed(
         self, error: Exception, *, attempts: int, partial: ChatResult | None = None
     ) -> LLMRequest:
-        """Release the hold, or charge what a broken stream used; record the failure."""
+        """Release the hold, or charge what a broken stream used; record the failure now."""
         self._finish()
         code = str(getattr(error, "code", "") or "") or "unexpected_error"
         with self._secrets_scope(), transaction.atomic():
             if partial is None:
                 if self.reservation is not None:
                     budgets.release(self.reservation)
-                request = self._write_request(
+                record = self._record(
                     provider=self.provider,
                     provider_type=self.provider_type,
                     model=self.model,
@@ -236,14 +323,12 @@ class MeteredCall:
                     error_code=code,
                     error_message=str(error),
                 )
-                self._audit(request)
-                return request
+                return _written(record, self.tenant)
             provider_type = partial.provider or self.provider_type
             model = partial.model or self.model
             usage, estimated, tokenizer = self._usage(partial, model, partial=True)
             price = price_for(provider_type, model)
-            self._settle(usage, price.cost(usage))
-            request = self._write_request(
+            record = self._record(
                 provider=self.provider if provider_type == self.provider_type else None,
                 provider_type=provider_type,
                 model=model,
@@ -253,10 +338,11 @@ class MeteredCall:
                 error_message=str(error),
                 provider_request_id=partial.request_id or "",
                 response=_result_record(partial, usage_estimated=estimated),
+                usage=(usage, price, tokenizer),
             )
-            row = self._write_usage(request, usage, price, tokenizer)
-            self._audit(request, usage=usage, cost=row.cost, pricing_version=price.version)
-        return request
+            assert record.usage is not None
+            self._settle(usage, record.usage.cost)
+            return _written(record, self.tenant)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -269,6 +355,13 @@ class MeteredCall:
     def _secrets_scope(self) -> Iterator[None]:
         with secret_scope(*self._secrets):
             yield
+
+    def _transaction(self) -> AbstractContextManager[Any]:
+        """Settling and queueing the record commit together; without a hold to settle, the
+        single insert of the job needs no transaction of its own (nor a savepoint in one)."""
+        if self.reservation is None or not self.reservation.ids:
+            return nullcontext()
+        return transaction.atomic(savepoint=False)
 
     def _usage(
         self, result: ChatResult, model: str, *, partial: bool = False
@@ -305,7 +398,7 @@ class MeteredCall:
     def _record_refusal(self, exc: BudgetExceeded) -> None:
         self._finish()
         with self._secrets_scope(), transaction.atomic():
-            request = self._write_request(
+            record = self._record(
                 provider=self.provider,
                 provider_type=self.provider_type,
                 model=self.model,
@@ -315,9 +408,9 @@ class MeteredCall:
                 error_message=exc.message,
                 response={"budget": exc.details},
             )
-            self._audit(request)
+            _written(record, self.tenant)
 
-    def _write_request(
+    def _record(
         self,
         *,
         provider: LLMProvider | None,
@@ -329,19 +422,44 @@ class MeteredCall:
         error_message: str = "",
         provider_request_id: str = "",
         response: dict[str, Any] | None = None,
-    ) -> LLMRequest:
+        usage: tuple[Usage, Price, TokenCount] | None = None,
+    ) -> CallRecord:
+        """The call's record, redacted in this call's secret scope."""
+        request_id = uuid.uuid4()
+        charged = None
+        if usage is not None:
+            used, price, tokenizer = usage
+            charged = ChargedUsage(
+                request_id=request_id,
+                provider_type=provider_type,
+                model=model,
+                input_tokens=used.input_tokens,
+                output_tokens=used.output_tokens,
+                cached_tokens=used.cached_tokens,
+                estimated_input_tokens=self.estimate.tokens,
+                tokenizer=tokenizer.encoding,
+                tokenizer_fallback=tokenizer.fallback,
+                pricing_version=price.version,
+                price_input=price.input,
+                price_output=price.output,
+                price_cached=price.cached,
+                cost=price.cost(used),
+            )
         version = self.context.prompt_version
-        return LLMRequest.objects.create(
-            tenant=self.tenant,
-            provider=provider,
+        return CallRecord(
+            request_id=request_id,
+            tenant_id=self.tenant.pk,
+            finished_at=dt.datetime.now(dt.UTC),
+            provider_id=provider.pk if provider is not None else None,
             provider_type=provider_type,
             model=model,
-            prompt_version=version,
+            requested_model=self.model,
+            prompt_version_id=version.pk if version is not None else None,
             prompt_slug=version.prompt.slug if version is not None else "",
             execution_id=self.context.execution_id,
             step_id=self.context.step_id,
             idempotency_key=self.context.idempotency_key,
-            trace_id=self._trace_id,
+            trace_id=self.context.trace_id or current_trace_id() or "",
             stream=self.context.stream,
             success=success,
             error_code=error_code[:100],
@@ -351,88 +469,13 @@ class MeteredCall:
             provider_request_id=provider_request_id[:200],
             request=_jsonable(redact(self._request_record())),
             response=_jsonable(redact(response or {})),
-        )
-
-    def _write_usage(
-        self, request: LLMRequest, usage: Usage, price: Price, tokenizer: TokenCount
-    ) -> LLMUsage:
-        row = LLMUsage.objects.create(
-            tenant=self.tenant,
-            request=request,
-            provider_type=request.provider_type,
-            model=request.model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            estimated_input_tokens=self.estimate.tokens,
-            tokenizer=tokenizer.encoding,
-            tokenizer_fallback=tokenizer.fallback,
-            pricing_version=price.version,
-            price_input=price.input,
-            price_output=price.output,
-            price_cached=price.cached,
-            cost=price.cost(usage),
+            usage=charged,
             api_key_id=self.context.api_key_id,
             end_user=self.context.end_user,
             workflow=self.context.workflow,
+            reserved_tokens=self.reserved_tokens,
+            reserved_cost=self.reserved_cost,
         )
-        if self.context.execution_id:
-            add_usage(
-                self.context.execution_id,
-                {**usage.model_dump(exclude={"total_tokens"}), "cost": row.cost},
-            )
-        return row
-
-    def _audit(
-        self,
-        request: LLMRequest,
-        *,
-        usage: Usage | None = None,
-        cost: Decimal | None = None,
-        pricing_version: str = "",
-    ) -> None:
-        data: dict[str, Any] = {
-            "request_id": str(request.pk),
-            "provider_type": request.provider_type,
-            "model": request.model,
-            "requested_model": self.model,
-            "success": request.success,
-            "error_code": request.error_code,
-            "attempts": request.attempts,
-            "stream": request.stream,
-            "latency_ms": request.latency_ms,
-            "input_tokens": usage.input_tokens if usage else 0,
-            "output_tokens": usage.output_tokens if usage else 0,
-            "cached_tokens": usage.cached_tokens if usage else 0,
-            "cost": str(cost if cost is not None else Decimal(0)),
-            "pricing_version": pricing_version,
-            "reserved_tokens": self.reserved_tokens,
-            "reserved_cost": str(self.reserved_cost),
-            "prompt": request.prompt_slug,
-            "workflow": self.context.workflow,
-            "execution_id": str(self.context.execution_id or ""),
-            "step_id": self.context.step_id,
-            "end_user": self.context.end_user,
-        }
-        scope = trace(self._trace_id) if self._trace_id else nullcontext()
-        with scope:
-            audit.record(
-                AUDIT_ACTION,
-                actor=self._actor(),
-                tenant=self.tenant,
-                target=f"llm_request:{request.pk}",
-                data=data,
-            )
-
-    @property
-    def _trace_id(self) -> str:
-        return self.context.trace_id or current_trace_id() or ""
-
-    def _actor(self) -> str:
-        if self.context.api_key_id is None:
-            return "system"
-        prefix = _key_prefix(self.tenant.pk, self.context.api_key_id)
-        return f"api_key:{prefix}" if prefix else f"api_key_id:{self.context.api_key_id}"
 
     def _request_record(self) -> dict[str, Any]:
         return {
@@ -445,6 +488,125 @@ class MeteredCall:
                 "tokenizer_fallback": self.estimate.fallback,
             },
         }
+
+
+# -- writing records ----------------------------------------------------------------------------
+
+
+def write_record(record: CallRecord, *, tenant: Tenant | None = None) -> LLMRequest | None:
+    """Store one call: its ``LLMRequest``, its ``LLMUsage`` (when it was charged), the
+    ``llm.call`` audit row, and its usage added to the workflow run it belongs to.
+
+    Idempotent on ``record.request_id``: a record already stored is not written again
+    (``None`` is returned). The rows keep the call's time, not the time they are written. A
+    provider or prompt version deleted since the call is recorded as unknown (the stored slug,
+    type and model still name it). Run it in a transaction: everything commits together.
+    """
+    if LLMRequest.objects.filter(pk=record.request_id).exists():
+        return None
+    request = LLMRequest(
+        id=record.request_id,
+        tenant_id=record.tenant_id,
+        created_at=record.finished_at,
+        provider_id=_existing(LLMProvider, record.provider_id),
+        provider_type=record.provider_type,
+        model=record.model,
+        prompt_version_id=_existing(PromptVersion, record.prompt_version_id),
+        prompt_slug=record.prompt_slug,
+        execution_id=record.execution_id,
+        step_id=record.step_id,
+        idempotency_key=record.idempotency_key,
+        trace_id=record.trace_id,
+        stream=record.stream,
+        success=record.success,
+        error_code=record.error_code,
+        error_message=record.error_message,
+        attempts=record.attempts,
+        latency_ms=record.latency_ms,
+        provider_request_id=record.provider_request_id,
+        request=record.request,
+        response=record.response,
+    )
+    # raw: the ORM would stamp created_at (auto_now_add) with the time of writing.
+    request.save_base(raw=True, force_insert=True)
+    charged = record.usage
+    if charged is not None:
+        LLMUsage(
+            **charged.model_dump(exclude={"request_id"}),
+            tenant_id=record.tenant_id,
+            created_at=record.finished_at,
+            request=request,
+            api_key_id=record.api_key_id,
+            end_user=record.end_user,
+            workflow=record.workflow,
+        ).save_base(raw=True, force_insert=True)
+        if record.execution_id:
+            add_usage(
+                record.execution_id,
+                {
+                    "input_tokens": charged.input_tokens,
+                    "output_tokens": charged.output_tokens,
+                    "cached_tokens": charged.cached_tokens,
+                    "cost": charged.cost,
+                },
+            )
+    _audit(record, tenant or Tenant(pk=record.tenant_id))
+    return request
+
+
+def _written(record: CallRecord, tenant: Tenant) -> LLMRequest:
+    request = write_record(record, tenant=tenant)
+    assert request is not None  # a new request id
+    return request
+
+
+def _existing(model: type[LLMProvider] | type[PromptVersion], pk: uuid.UUID | None) -> Any:
+    if pk is None or not model.objects.filter(pk=pk).exists():
+        return None
+    return pk
+
+
+def _audit(record: CallRecord, tenant: Tenant) -> None:
+    usage = record.usage
+    data: dict[str, Any] = {
+        "request_id": str(record.request_id),
+        "provider_type": record.provider_type,
+        "model": record.model,
+        "requested_model": record.requested_model,
+        "success": record.success,
+        "error_code": record.error_code,
+        "attempts": record.attempts,
+        "stream": record.stream,
+        "latency_ms": record.latency_ms,
+        "input_tokens": usage.input_tokens if usage else 0,
+        "output_tokens": usage.output_tokens if usage else 0,
+        "cached_tokens": usage.cached_tokens if usage else 0,
+        "cost": str(usage.cost if usage else Decimal(0)),
+        "pricing_version": usage.pricing_version if usage else "",
+        "reserved_tokens": record.reserved_tokens,
+        "reserved_cost": str(record.reserved_cost),
+        "prompt": record.prompt_slug,
+        "workflow": record.workflow,
+        "execution_id": str(record.execution_id or ""),
+        "step_id": record.step_id,
+        "end_user": record.end_user,
+    }
+    scope = trace(record.trace_id) if record.trace_id else nullcontext()
+    with scope:
+        audit.record(
+            AUDIT_ACTION,
+            actor=_actor(record.tenant_id, record.api_key_id),
+            tenant=tenant,
+            target=f"llm_request:{record.request_id}",
+            data=data,
+        )
+
+
+def _actor(tenant_id: uuid.UUID, api_key_id: uuid.UUID | None) -> str:
+    if api_key_id is None:
+        return "system"
+    prefix = _key_prefix(tenant_id, api_key_id)
+    return f"api_key:{prefix}" if prefix else f"api_key_id:{api_key_id}"
 
 
 @lru_cache(maxsize=1024)

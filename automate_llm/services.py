@@ -4,8 +4,11 @@
 Each call resolves the tenant's provider and model (a model config slug, or a model id on a
 provider, or the tenant's defaults), runs through the gateway (retries, fallback, structured
 output validation) and is metered: held against the budgets before anything is sent, charged
-and recorded (``LLMRequest``, ``LLMUsage``, audit row) after. The answer carries its usage,
-cost and the ``LLMRequest`` id, so an AI step can put ``usage.cost`` in its output.
+after, and recorded (``LLMRequest``, ``LLMUsage``, audit row) by an outbox job queued with the
+charge (see :mod:`automate_llm.metering`). The answer carries its usage, cost and the
+``LLMRequest`` id, so an AI step can put ``usage.cost`` in its output. A call costs three
+statements when no budget applies: the tenant's providers and model configs, the budget lookup,
+the record's job.
 
 Guarantees:
 
@@ -28,10 +31,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pydantic
+from django.db import connection
 from pydantic import BaseModel, Field
 
+from automate_core import prepared
 from automate_core.errors import InvalidInputError
 from automate_core.governance.redaction import current_secret_values, secret_scope
+from automate_core.prepared import Columns
 from automate_core.tenancy.models import Tenant
 from automate_llm import metering
 from automate_llm.errors import NoProviderConfigured, StreamCancelled
@@ -44,7 +50,7 @@ from automate_llm.gateway import (
     Target,
     run_structured,
 )
-from automate_llm.metering import CallContext
+from automate_llm.metering import CallContext, ChargedUsage
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMUsage
 from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolSpec, Usage
 
@@ -79,7 +85,7 @@ class CallUsage(BaseModel):
     cost: Decimal = Decimal(0)
 
     @classmethod
-    def of(cls, row: LLMUsage) -> CallUsage:
+    def of(cls, row: LLMUsage | ChargedUsage) -> CallUsage:
         return cls(
             input_tokens=row.input_tokens,
             output_tokens=row.output_tokens,
@@ -142,41 +148,42 @@ def resolve_targets(
     provider); ``provider`` is a provider slug. With neither, the tenant's default model
     config, else the default provider's ``default_model``. The default provider is the one
     marked default, or the only active one. Fallbacks are the model config's, in order;
-    inactive providers and unknown slugs are skipped (the latter with a warning).
+    inactive providers and unknown slugs are skipped (the latter with a warning). The tenant's
+    providers and model configs are read in one query, at every call, so a change made anywhere
+    applies to the next call.
     """
-    providers = LLMProvider.objects.for_tenant(tenant).filter(is_active=True)
-    configs = LLMModelConfig.objects.for_tenant(tenant).select_related("provider")
+    setup = TenantModels.load(tenant)
     config: LLMModelConfig | None = None
     if provider:
-        row = providers.filter(slug=provider).first()
+        row = setup.active_provider(provider)
         if row is None:
             raise NoProviderConfigured(
                 f"No active LLM provider {provider!r} is configured for this tenant.",
                 details={"provider": provider},
             )
         if model:
-            config = configs.filter(slug=model, provider=row).first()
+            config = setup.config(model, provider=row)
             primary = Target.from_config(config) if config else Target(model=model, provider=row)
         else:
-            config = configs.filter(is_default=True, provider=row).first()
+            config = setup.default_config(provider=row)
             primary = Target.from_config(config) if config else _default_model_on(row)
     elif model:
-        config = configs.filter(slug=model).first()
+        config = setup.config(model)
         if config is not None:
             primary = Target.from_config(config)
         else:
-            primary = Target(model=model, provider=_default_provider(tenant, providers))
+            primary = Target(model=model, provider=setup.default_provider())
     else:
-        config = configs.filter(is_default=True).first()
+        config = setup.default_config()
         if config is not None:
             primary = Target.from_config(config)
         else:
-            primary = _default_model_on(_default_provider(tenant, providers))
+            primary = _default_model_on(setup.default_provider())
 
     targets = [primary]
     if config is not None:
         for slug in config.fallbacks:
-            fallback = configs.filter(slug=slug).first()
+            fallback = setup.config(slug)
             if fallback is None:
                 logger.warning("Model config %r names an unknown fallback %r", config.slug, slug)
                 continue
@@ -191,14 +198,95 @@ def resolve_targets(
     return usable
 
 
-def _default_provider(tenant: Tenant, providers: Any) -> LLMProvider:
-    row = providers.filter(is_default=True).first()
-    if row is None:
-        active = list(providers[:2])
-        row = active[0] if len(active) == 1 else None
-    if row is None:
-        raise NoProviderConfigured()
-    return row
+@dataclasses.dataclass(frozen=True)
+class TenantModels:
+    """A tenant's LLM providers and model configs (each config's ``provider`` set, each row's
+    ``tenant`` the caller's), in name order, as the admin lists them."""
+
+    providers: list[LLMProvider]
+    configs: list[LLMModelConfig]
+
+    @classmethod
+    def load(cls, tenant: Tenant) -> TenantModels:
+        """One query: the providers LEFT JOIN their configs (a prepared statement on Postgres).
+        A config whose provider is another tenant's is not the tenant's to use and is left out.
+        """
+        if connection.vendor == "postgresql":
+            with prepared.cursor() as cursor:
+                cursor.execute(_TENANT_MODELS_SQL, [tenant.pk])
+                rows = cursor.fetchall()
+            width = len(_PROVIDER.fields)
+            by_id: dict[uuid.UUID, LLMProvider] = {}
+            configs = []
+            for row in rows:
+                provider = _PROVIDER.instance(LLMProvider, row[:width])
+                by_id.setdefault(provider.pk, provider)
+                if row[width + _CONFIG.attnames.index("id")] is not None:
+                    configs.append(_CONFIG.instance(LLMModelConfig, row[width:]))
+            providers = list(by_id.values())
+        else:
+            providers = list(LLMProvider.objects.for_tenant(tenant))
+            by_id = {row.pk: row for row in providers}
+            configs = [
+                c for c in LLMModelConfig.objects.for_tenant(tenant) if c.provider_id in by_id
+            ]
+        for row in providers:
+            row.tenant = tenant
+        for config in configs:
+            config.tenant = tenant
+            config.provider = by_id[config.provider_id]
+        return cls(
+            providers=sorted(providers, key=lambda p: (p.name, str(p.pk))),
+            configs=sorted(configs, key=lambda c: (c.name, str(c.pk))),
+        )
+
+    @property
+    def active(self) -> list[LLMProvider]:
+        return [p for p in self.providers if p.is_active]
+
+    def active_provider(self, slug: str) -> LLMProvider | None:
+        return next((p for p in self.active if p.slug == slug), None)
+
+    def config(self, slug: str, *, provider: LLMProvider | None = None) -> LLMModelConfig | None:
+        return next(
+            (
+                c
+                for c in self.configs
+                if c.slug == slug and (provider is None or c.provider_id == provider.pk)
+            ),
+            None,
+        )
+
+    def default_config(self, *, provider: LLMProvider | None = None) -> LLMModelConfig | None:
+        return next(
+            (
+                c
+                for c in self.configs
+                if c.is_default and (provider is None or c.provider_id == provider.pk)
+            ),
+            None,
+        )
+
+    def default_provider(self) -> LLMProvider:
+        """The active provider marked default, else the only active one."""
+        active = self.active
+        row = next((p for p in active if p.is_default), None)
+        if row is None and len(active) == 1:
+            row = active[0]
+        if row is None:
+            raise NoProviderConfigured()
+        return row
+
+
+_PROVIDER = Columns(LLMProvider._meta.concrete_fields)
+_CONFIG = Columns(LLMModelConfig._meta.concrete_fields)
+_TENANT_MODELS_SQL = f"""
+SELECT {", ".join(f"p.{field.column}" for field in _PROVIDER.fields)},
+       {", ".join(f"c.{field.column}" for field in _CONFIG.fields)}
+FROM {LLMProvider._meta.db_table} p
+LEFT JOIN {LLMModelConfig._meta.db_table} c ON c.provider_id = p.id AND c.tenant_id = p.tenant_id
+WHERE p.tenant_id = %s::uuid
+"""  # noqa: S608 (constants)
 
 
 def _default_model_on(row: LLMProvider) -> Target:
@@ -290,7 +378,7 @@ def _metered_chat(
 
 def _response(call: metering.MeteredCall, completion: Completion) -> ChatResponse:
     target = completion.target
-    row = call.succeeded(
+    charged = call.succeeded(
         completion.result,
         attempts=completion.attempts,
         provider=target.provider,
@@ -298,8 +386,8 @@ def _response(call: metering.MeteredCall, completion: Completion) -> ChatRespons
     )
     return ChatResponse(
         result=completion.result,
-        usage=CallUsage.of(row),
-        request_id=row.request_id,
+        usage=CallUsage.of(charged),
+        request_id=charged.request_id,
         provider=target.provider.slug if target.provider is not None else target.provider_type,
         model=target.model,
         attempts=completion.attempts,
@@ -428,7 +516,7 @@ def embed(
             call.failed(exc, attempts=attempts.count)
             raise
         target = attempts.target or targets[0]
-        row = call.succeeded(
+        charged = call.succeeded(
             ChatResult(
                 usage=Usage(input_tokens=result.usage.input_tokens),
                 model=target.model,
@@ -440,8 +528,8 @@ def embed(
         )
     return EmbeddingResponse(
         vectors=result.vectors,
-        usage=CallUsage.of(row),
-        request_id=row.request_id,
+        usage=CallUsage.of(charged),
+        request_id=charged.request_id,
         provider=target.provider.slug if target.provider is not None else "",
         model=target.model,
     )

@@ -11,18 +11,25 @@ round, so drift and warm-up hit every variant alike), each call timed on its own
   (secrets resolved, SDK client built, request and answer translated), the egress-guarded
   transport, the retry loop. No database.
 * ``services``: :func:`automate_llm.services.chat`, what apps and the API call: the tenant's
-  provider and model resolved from the database, tokens estimated, the budget hold, the
-  ``LLMRequest`` + ``LLMUsage`` + audit row written in one transaction; with no budget, and
-  with two budgets (the tenant's and the API key's) reserved and settled.
+  providers and model configs read in one query, tokens estimated, the budget lookup, and the
+  call's record queued as one outbox job; with no budget, and with two budgets (the tenant's
+  and the API key's) held before the call and settled with the job. Each variant's SQL
+  statements per call are counted too.
+* records: the ``llm.record`` jobs those calls queued, run afterwards in this process by the
+  outbox runner (``LLMRequest`` + ``LLMUsage`` + hash-chained audit row per job), timed per
+  job: the work a worker does for each call, off the caller's path.
 * streams: answers of 1 and of ``--chunks`` one-character chunks through the SDK, the
   gateway's stream and ``services.stream_chat``. A variant's cost per chunk is the difference
   between the two over the extra chunks (what every call costs once cancels out); minus the
   SDK's, it is the overhead the gateway adds per streamed chunk.
 
-Uses the ``automate_bench`` database of bench_outbox.py (the embedded Postgres unless
-``DATABASE_URL`` is set). Run: ``.venv/bin/python bench/bench_llm_gateway.py [--calls 400]
-[--stream-runs 40] [--chunks 400] [--only openai]`` (or ``python -m bench llm_gateway``).
+Uses its own ``automate_bench_llm`` database (on the embedded Postgres unless ``DATABASE_URL``
+is set), so no other benchmark's worker runs its jobs or it theirs. Run:
+``.venv/bin/python bench/bench_llm_gateway.py [--calls 400] [--stream-runs 40] [--chunks 400]
+[--only openai]`` (or ``python -m bench llm_gateway``).
 """
+
+# ruff: noqa: E402  (Django is set up on the bench database before the project is imported)
 
 from __future__ import annotations
 
@@ -34,19 +41,52 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import bench_outbox  # noqa: F401  sets up Django on the automate_bench database
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+BENCH_DB = "automate_bench_llm"
+
+
+def _bench_database_url() -> str:
+    """The URL of ``automate_bench_llm`` on the configured (or embedded) server, created if
+    needed."""
+    import psycopg
+
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        from automate_site import embedded
+
+        var_dir = Path(os.environ.get("AUTOMATE_VAR_DIR", REPO_ROOT / "var")).resolve()
+        base = embedded.postgres_url(var_dir)
+    with psycopg.connect(base, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if not exists:
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return urlsplit(base)._replace(path="/" + BENCH_DB).geturl()
+
+
+os.environ["DATABASE_URL"] = _bench_database_url()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automate_site.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import django
+
+django.setup()
 
 # isort: split
 import anthropic
 import httpx2
 import openai
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from automate_core.governance.budget_models import Budget
+from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.testing.runtime import run_until_idle
 from automate_llm import services
 from automate_llm.gateway import Gateway, Target
 from automate_llm.metering import CallContext
@@ -99,8 +139,23 @@ def interleaved(variants: dict[str, Timed], rounds: int) -> dict[str, list[float
     return times
 
 
+def statements(call: Timed) -> int:
+    """How many SQL statements one call sends to the database (BEGIN and COMMIT included)."""
+    with CaptureQueriesContext(connection) as sent:
+        call()
+    return len(sent.captured_queries)
+
+
+def drain_records() -> tuple[int, float]:
+    """Run the queued ``llm.record`` jobs here; how many ran and the milliseconds per job."""
+    started = time.perf_counter()
+    ran = run_until_idle()
+    return ran, (time.perf_counter() - started) * 1e3 / max(ran, 1)
+
+
 def tenant_with_provider(slug: str, server: WireServer) -> tuple[Tenant, LLMProvider]:
     tenant, _ = Tenant.objects.get_or_create(slug=slug, defaults={"name": slug})
+    OutboxJob.objects.filter(tenant=tenant).delete()
     LLMRequest.objects.filter(tenant=tenant).delete()
     LLMProvider.objects.filter(tenant=tenant).delete()
     Budget.objects.filter(tenant=tenant).delete()
@@ -192,20 +247,29 @@ def bench_provider(kind: str, args: argparse.Namespace) -> None:
             ),
         }
         interleaved(calls, WARMUP)
+        drain_records()
+        sent = {name: statements(call) for name, call in calls.items()}
+        drain_records()
         times = interleaved(calls, args.calls)
+        records, per_record_ms = drain_records()
         floor = statistics.median(times["sdk"])
         floor_p99 = percentile(times["sdk"], 0.99)
         print(f"\n{kind}: one call, {args.calls} calls each, interleaved")
         print(
             f"  {'variant':<22}{'median ms':>10}{'p99 ms':>9}{'x sdk':>7}"
-            f"{'added median ms':>17}{'added p99 ms':>14}"
+            f"{'added median ms':>17}{'added p99 ms':>14}{'SQL':>5}"
         )
         for name, values in times.items():
             median, p99 = statistics.median(values), percentile(values, 0.99)
             print(
                 f"  {name:<22}{median * 1e3:>10.3f}{p99 * 1e3:>9.3f}{median / floor:>7.2f}"
                 f"{(median - floor) * 1e3:>17.3f}{(p99 - floor_p99) * 1e3:>14.3f}"
+                f"{sent[name]:>5}"
             )
+        print(
+            f"  then the worker: {records} llm.record jobs, {per_record_ms:.3f} ms per job "
+            "(claim, LLMRequest + LLMUsage + audit row, complete)"
+        )
 
         def scripted(run: Callable[[], Any], chunks: int) -> Timed:
             reply = Reply(text="x" * chunks, chunk_size=1, output_tokens=chunks)
@@ -238,6 +302,7 @@ def bench_provider(kind: str, args: argparse.Namespace) -> None:
             streams[f"{name}|n"] = scripted(run, args.chunks)
         interleaved(streams, 5)
         stream_times = interleaved(streams, args.stream_runs)
+        drain_records()
         medians = {name: statistics.median(values) for name, values in stream_times.items()}
 
         def per_chunk(name: str) -> float:

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from automate_core.governance.audit import AuditLog
 from automate_core.tenancy.models import TenantMembership
+from automate_core.testing.runtime import run_until_idle
 from automate_llm import prompts
 from automate_llm.models import (
     LLMModelConfig,
@@ -496,6 +497,7 @@ def test_the_console_runs_the_rendered_prompt_through_the_gateway(
     assert "<pre>Happy to help, Ada.</pre>" in page
     [sent] = wire.requests
     assert "Hi Ada!" in json.dumps(sent.body)
+    run_until_idle()  # the call's record is written by its outbox job
     call = LLMRequest.objects.get()
     assert (call.prompt_version_id, call.prompt_slug) == (version.pk, "support-reply")
     assert _url("llmrequest", "change", call.pk) in page

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from automate_core.governance.audit import AuditLog
 from automate_core.governance.budget_models import Budget
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
+from automate_core.testing.runtime import run_until_idle
 from automate_llm.api.chat import ChatView
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
 from automate_llm.pricing import price_for
@@ -88,6 +89,8 @@ def hang_up(response) -> None:
 
 
 def only_request(tenant: Tenant) -> LLMRequest:
+    """The tenant's one call record, once the queued records are written."""
+    run_until_idle()
     (request,) = LLMRequest.objects.for_tenant(tenant)
     return request
 
@@ -224,6 +227,7 @@ def test_json_schema_repairs_once_and_reports_both_records(api_client, wire, wir
 
     assert (body["value"], body["repaired"]) == ({"answer": 4}, True)
     assert len(body["request_ids"]) == 2
+    run_until_idle()
     assert set(body["request_ids"]) == {
         str(pk) for pk in LLMRequest.objects.for_tenant(tenant).values_list("pk", flat=True)
     }
@@ -596,6 +600,7 @@ def test_calls_are_rate_limited_per_key(settings, wire, wire_model, tenant):
     answers = [post(client) for _ in range(3)]
 
     assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0]["RateLimit-Limit"] == "2"
     assert answers[2].json()["code"] == "throttled"
     assert int(answers[2]["Retry-After"]) > 0
     assert len(wire.requests) == 2
@@ -628,6 +633,7 @@ def test_a_key_never_reaches_another_tenants_provider(make_wire_provider, other_
         assert theirs.requests == []
         assert len(mine.requests) == 4
         assert [r.body["model"] for r in mine.requests] == ["m-a", "fast", "b-only", "m-a"]
+        run_until_idle()
         assert not LLMRequest.objects.for_tenant(other_tenant).exists()
         assert LLMRequest.objects.for_tenant(tenant).count() == 4
 

@@ -8,16 +8,19 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.test import override_settings
 
 from automate_core.governance import audit
 from automate_core.governance.budget_models import Budget, BudgetReservation
 from automate_core.governance.budgets import BudgetExceeded
 from automate_core.governance.redaction import REDACTED, secret_scope
+from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.testing.runtime import run_until_idle
 from automate_llm import metering
 from automate_llm.errors import ProviderBadResponse, ProviderUnavailable
-from automate_llm.metering import CallContext, start_call
+from automate_llm.metering import CallContext, ChargedUsage, start_call
 from automate_llm.models import LLMProvider, LLMRequest, LLMUsage, Prompt, PromptVersion
 from automate_llm.pricing import price_for
 from automate_llm.tokens import count_tokens
@@ -71,6 +74,12 @@ def answer(text="The total is 118.00 EUR.", usage=None, **fields) -> ChatResult:
     return ChatResult(
         text=text, usage=usage or Usage(), model="gpt-4o", provider="openai", **fields
     )
+
+
+def stored(charged: ChargedUsage) -> LLMUsage:
+    """The usage row of a finished call, once its ``llm.record`` job has written it."""
+    run_until_idle()
+    return LLMUsage.objects.select_related("request").get(request_id=charged.request_id)
 
 
 def llm_audit_rows(tenant) -> list[audit.AuditLog]:
@@ -177,6 +186,22 @@ def test_a_key_used_again_after_its_call_finished_is_charged_again(tenant, opena
     assert BudgetReservation.objects.filter(budget=limits).count() == 2
 
 
+def test_a_restarted_call_finds_only_the_hold_of_its_own_key(tenant, openai):
+    limits = budget(tenant, limit_tokens=10_000)
+    wild = start(tenant, openai, idempotency_key="exec_1%:ask")  # LIKE wildcards in the key
+    start(tenant, openai, idempotency_key="exec_11:ask")
+    long_key = "exec-2:" + "x" * 300  # longer than a ref: hashed
+
+    again = start(tenant, openai, idempotency_key="exec_1%:ask")
+    first_long = start(tenant, openai, idempotency_key=long_key)
+    second_long = start(tenant, openai, idempotency_key=long_key)
+
+    assert again.reservation == wild.reservation
+    assert second_long.reservation == first_long.reservation
+    assert len(first_long.reservation.ref) <= 200
+    assert counters(limits)[2] == 3 * wild.reserved_tokens
+
+
 # -- settle -------------------------------------------------------------------------------------
 
 
@@ -185,7 +210,9 @@ def test_success_settles_the_hold_to_the_reported_usage(tenant, openai):
     call = start(tenant, openai, max_tokens=500)
     reported = Usage(input_tokens=1000, output_tokens=200, cached_tokens=400)
 
-    row = call.succeeded(answer(usage=reported), attempts=2, provider=openai, model="gpt-4o")
+    row = stored(
+        call.succeeded(answer(usage=reported), attempts=2, provider=openai, model="gpt-4o")
+    )
 
     # 600 uncached at 2.50 + 400 cached at 1.25 + 200 out at 10.00 per million.
     expected = Decimal("0.0015") + Decimal("0.0005") + Decimal("0.002")
@@ -209,7 +236,7 @@ def test_success_without_reported_usage_is_charged_the_estimate(tenant, openai):
     call = start(tenant, openai)
     text = "The total is 118.00 EUR, due on the 31st."
 
-    row = call.succeeded(answer(text=text), attempts=1, provider=openai, model="gpt-4o")
+    row = stored(call.succeeded(answer(text=text), attempts=1, provider=openai, model="gpt-4o"))
 
     output = count_tokens(text, model="gpt-4o").tokens
     assert (row.input_tokens, row.output_tokens) == (call.estimate.tokens, output)
@@ -236,8 +263,10 @@ def test_a_fallback_is_priced_by_the_provider_and_model_that_answered(tenant, op
     call = start(tenant, openai, model="gpt-4o")
     usage = Usage(input_tokens=1000, output_tokens=1000)
 
-    row = call.succeeded(
-        answer(usage=usage), attempts=4, provider=anthropic, model="claude-haiku-4-5"
+    row = stored(
+        call.succeeded(
+            answer(usage=usage), attempts=4, provider=anthropic, model="claude-haiku-4-5"
+        )
     )
 
     assert (row.provider_type, row.model) == ("anthropic", "claude-haiku-4-5")
@@ -264,11 +293,13 @@ def test_an_unknown_model_is_recorded_at_zero_cost_with_the_fallback_tokenizer(t
 def test_a_call_without_any_budget_is_unlimited_and_still_recorded(tenant, openai):
     call = start(tenant, openai)
 
-    row = call.succeeded(
-        answer(usage=Usage(input_tokens=10, output_tokens=2)),
-        attempts=1,
-        provider=openai,
-        model="gpt-4o",
+    row = stored(
+        call.succeeded(
+            answer(usage=Usage(input_tokens=10, output_tokens=2)),
+            attempts=1,
+            provider=openai,
+            model="gpt-4o",
+        )
     )
 
     assert call.reservation is not None and call.reservation.ids == ()
@@ -334,6 +365,7 @@ def test_a_call_finishes_once(tenant, openai):
 
     with pytest.raises(RuntimeError, match="already finished"):
         call.failed(ProviderUnavailable(), attempts=1)
+    run_until_idle()
     assert LLMRequest.objects.count() == 1
 
 
@@ -356,7 +388,9 @@ def test_request_record_names_the_call_and_its_context(tenant, openai):
         end_user="visitor-7",
     )
 
-    row = call.succeeded(answer(request_id="req_abc"), attempts=1, provider=openai, model="gpt-4o")
+    row = stored(
+        call.succeeded(answer(request_id="req_abc"), attempts=1, provider=openai, model="gpt-4o")
+    )
 
     record = row.request
     assert (record.execution_id, record.step_id, record.trace_id) == (
@@ -375,11 +409,13 @@ def test_audit_row_names_actor_trace_model_tokens_and_cost(tenant, openai):
     key, _ = APIKey.issue(tenant=tenant, name="widget")
     call = start(tenant, openai, api_key_id=key.pk, trace_id="trace-abcdef0123")
 
-    row = call.succeeded(
-        answer(usage=Usage(input_tokens=100, output_tokens=20)),
-        attempts=1,
-        provider=openai,
-        model="gpt-4o",
+    row = stored(
+        call.succeeded(
+            answer(usage=Usage(input_tokens=100, output_tokens=20)),
+            attempts=1,
+            provider=openai,
+            model="gpt-4o",
+        )
     )
 
     (entry,) = llm_audit_rows(tenant)
@@ -403,25 +439,136 @@ def test_no_content_or_secret_reaches_the_audit_log_and_secrets_are_redacted_in_
     ]
     with secret_scope(resolved):  # resolved for the call, forgotten before it is recorded
         call = start(tenant, openai, messages=messages)
-    row = call.succeeded(
-        answer(text=f"Sure, the plan uses {resolved}", usage=Usage(input_tokens=9)),
-        attempts=1,
-        provider=openai,
-        model="gpt-4o",
+    row = stored(
+        call.succeeded(
+            answer(text=f"Sure, the plan uses {resolved}", usage=Usage(input_tokens=9)),
+            attempts=1,
+            provider=openai,
+            model="gpt-4o",
+        )
     )
 
     audit_text = json.dumps([entry.data for entry in llm_audit_rows(tenant)])
     assert "merger" not in audit_text and "plan" not in audit_text
     assert resolved not in audit_text and leaked_key not in audit_text
-    stored = json.dumps([row.request.request, row.request.response])
-    assert resolved not in stored and leaked_key not in stored
-    assert REDACTED in stored and "merger plan" in stored
+    kept = json.dumps([row.request.request, row.request.response])
+    assert resolved not in kept and leaked_key not in kept
+    assert REDACTED in kept and "merger plan" in kept
+
+
+def test_success_queues_its_record_and_the_job_writes_it(tenant, openai):
+    call = start(tenant, openai, idempotency_key="exec-1:ask")
+
+    charged = call.succeeded(
+        answer(usage=Usage(input_tokens=30, output_tokens=10)),
+        attempts=1,
+        provider=openai,
+        model="gpt-4o",
+    )
+
+    assert not LLMRequest.objects.exists() and not llm_audit_rows(tenant)
+    (job,) = OutboxJob.objects.filter(kind=metering.RECORD_JOB)
+    assert (job.tenant_id, job.payload["request_id"]) == (tenant.pk, str(charged.request_id))
+    assert run_until_idle() == 1
+    row = LLMUsage.objects.select_related("request").get(request_id=charged.request_id)
+    assert charged.model_dump() == {
+        "request_id": row.request_id,
+        **{field: getattr(row, field) for field in charged.model_dump() if field != "request_id"},
+    }
+    assert row.request.idempotency_key == "exec-1:ask"
+    assert len(llm_audit_rows(tenant)) == 1
+
+
+def test_the_queued_record_is_already_redacted(tenant, openai):
+    resolved = "resolved-provider-credential-0042"
+    leaked_key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2"
+    with secret_scope(resolved):
+        call = start(tenant, openai, messages=[ChatMessage(role="user", content=leaked_key)])
+    call.succeeded(answer(text=f"echo {resolved}"), attempts=1, provider=openai, model="gpt-4o")
+
+    (job,) = OutboxJob.objects.filter(kind=metering.RECORD_JOB)
+    payload = json.dumps(job.payload)
+    assert resolved not in payload and leaked_key not in payload
+    assert REDACTED in payload
+
+
+def test_a_record_is_written_once_however_often_its_job_runs(tenant, openai):
+    start(tenant, openai).succeeded(answer(), attempts=1, provider=openai, model="gpt-4o")
+    (job,) = OutboxJob.objects.filter(kind=metering.RECORD_JOB)
+    record = metering.CallRecord.model_validate(job.payload)
+
+    assert metering.write_record(record) is not None
+    assert metering.write_record(record) is None
+
+    assert LLMRequest.objects.count() == LLMUsage.objects.count() == 1
+    assert len(llm_audit_rows(tenant)) == 1
+
+
+def test_the_record_keeps_the_time_of_the_call_not_of_its_writing(tenant, openai):
+    charged = start(tenant, openai).succeeded(answer(), attempts=1, provider=openai, model="gpt-4o")
+    (job,) = OutboxJob.objects.filter(kind=metering.RECORD_JOB)
+    finished_at = metering.CallRecord.model_validate(job.payload).finished_at
+
+    row = stored(charged)
+
+    assert row.created_at == row.request.created_at == finished_at
+
+
+def test_a_provider_deleted_before_the_record_is_written_is_recorded_as_unknown(tenant, openai):
+    charged = start(tenant, openai).succeeded(answer(), attempts=1, provider=openai, model="gpt-4o")
+    openai.delete()
+
+    row = stored(charged)
+
+    assert row.request.provider_id is None
+    assert (row.request.provider_type, row.request.model) == ("openai", "gpt-4o")
+
+
+def test_a_call_rolled_back_with_its_caller_leaves_no_charge_and_no_record(tenant, openai):
+    limits = budget(tenant, limit_tokens=10_000)
+
+    class StepFailed(Exception):
+        pass
+
+    with pytest.raises(StepFailed), transaction.atomic():
+        call = start(tenant, openai)
+        call.succeeded(
+            answer(usage=Usage(input_tokens=5)), attempts=1, provider=openai, model="gpt-4o"
+        )
+        raise StepFailed  # after its call: the step's checkpoint is not written
+
+    assert counters(limits) == (0, Decimal(0), 0, Decimal(0))
+    assert not OutboxJob.objects.filter(kind=metering.RECORD_JOB).exists()
+
+
+def test_a_call_without_a_budget_costs_one_statement_to_start_and_one_to_finish(
+    tenant, openai, django_assert_num_queries
+):
+    with django_assert_num_queries(1):  # the budget lookup
+        call = start(tenant, openai, idempotency_key="exec-1:ask")
+    with django_assert_num_queries(1):  # the record's job
+        call.succeeded(answer(), attempts=1, provider=openai, model="gpt-4o")
+
+
+def test_a_keyed_call_with_budgets_holds_and_settles_them_in_one_statement_each(
+    tenant, openai, django_assert_num_queries
+):
+    key_id = uuid.uuid4()
+    budget(tenant, limit_tokens=10_000)
+    budget(tenant, "api_key", str(key_id), limit_tokens=10_000)
+
+    with django_assert_num_queries(3):  # the budget lookup, the key's open hold, the hold
+        call = start(tenant, openai, api_key_id=key_id, idempotency_key="exec-1:ask")
+    with django_assert_num_queries(2):  # the settle, the record's job
+        call.succeeded(answer(), attempts=1, provider=openai, model="gpt-4o")
 
 
 def test_usage_rows_keep_their_price_after_the_pricing_table_changes(tenant, openai):
     usage = Usage(input_tokens=1_000_000, output_tokens=0)
-    old = start(tenant, openai).succeeded(
-        answer(usage=usage), attempts=1, provider=openai, model="gpt-4o"
+    old = stored(
+        start(tenant, openai).succeeded(
+            answer(usage=usage), attempts=1, provider=openai, model="gpt-4o"
+        )
     )
 
     overrides = {"openai/gpt-4o": {"input": "9", "output": "90"}}

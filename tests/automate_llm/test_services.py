@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from automate_core.errors import InvalidInputError
 from automate_core.governance.budget_models import Budget
 from automate_core.governance.budgets import BudgetExceeded
+from automate_core.testing.runtime import run_until_idle
 from automate_llm import services
 from automate_llm.errors import (
     NoProviderConfigured,
@@ -34,6 +35,8 @@ def no_backoff(settings) -> None:
 
 
 def only_request(tenant) -> LLMRequest:
+    """The tenant's one call record, once the queued records are written."""
+    run_until_idle()
     (request,) = LLMRequest.objects.for_tenant(tenant)
     return request
 
@@ -378,6 +381,7 @@ def test_a_repaired_structured_answer_records_and_sums_both_calls(wire_model, wi
     assert response.repaired
     assert len(response.request_ids) == 2
     assert (response.usage.input_tokens, response.usage.output_tokens) == (250, 15)
+    run_until_idle()
     keys = set(LLMRequest.objects.for_tenant(tenant).values_list("idempotency_key", flat=True))
     assert keys == {"k", "k:repair"}
     costs = LLMUsage.objects.filter(request_id__in=response.request_ids).values_list(
@@ -392,6 +396,7 @@ def test_structured_output_invalid_after_the_repair_is_raised(wire_model, wire, 
     with pytest.raises(StructuredOutputInvalid):
         services.structured(tenant=tenant, messages=ASK, schema=ANSWER)
 
+    run_until_idle()
     assert LLMRequest.objects.for_tenant(tenant).filter(success=True).count() == 2
 
 
@@ -413,6 +418,49 @@ def test_embed_returns_vectors_and_records_the_call(
     assert response.usage.cost == price_for("openai", "text-embedding-3-small").cost(
         Usage(input_tokens=3)
     )
+
+
+def test_resolving_a_model_with_fallbacks_reads_the_tenants_models_in_one_query(
+    make_wire_provider, wire, openai_wire, tenant, django_assert_num_queries
+) -> None:
+    primary = make_wire_provider(wire)
+    backup = make_wire_provider(openai_wire, slug="backup")
+    LLMModelConfig.objects.create(
+        tenant=tenant, provider=backup, name="Backup", slug="backup-model", model_id="gpt-4.1"
+    )
+    LLMModelConfig.objects.create(
+        tenant=tenant,
+        provider=primary,
+        name="Main",
+        slug="main",
+        model_id="m-main",
+        fallbacks=["backup-model"],
+    )
+
+    with django_assert_num_queries(1):
+        targets = services.resolve_targets(tenant=tenant, model="main")
+
+    assert [(t.provider, t.model) for t in targets] == [(primary, "m-main"), (backup, "gpt-4.1")]
+    assert all(t.provider.tenant is tenant for t in targets)  # no query for the tenant either
+
+
+def test_a_model_config_pointing_at_another_tenants_provider_is_not_used(
+    make_wire_provider, wire, tenant, other_tenant
+) -> None:
+    make_wire_provider(wire, default_model="mine")
+    theirs = make_wire_provider(wire, slug="theirs", tenant_=other_tenant)
+    LLMModelConfig.objects.bulk_create(  # as a raw write could: clean() would refuse it
+        [
+            LLMModelConfig(
+                tenant=tenant, provider=theirs, name="Stolen", slug="stolen", model_id="m-b"
+            )
+        ]
+    )
+
+    services.chat(tenant=tenant, messages=ASK, model="stolen")
+
+    assert wire.last.body["model"] == "stolen"  # a model id on the tenant's own provider
+    assert only_request(tenant).provider.tenant_id == tenant.pk
 
 
 def test_embed_needs_texts(tenant) -> None:

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from automate_core.governance.budget_models import Budget
 from automate_core.governance.budgets import BudgetExceeded
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.testing.runtime import run_until_idle
 from automate_llm.errors import ProviderUnavailable
 from automate_llm.metering import CallContext, start_call
 from automate_llm.models import LLMProvider, LLMRequest
@@ -49,7 +50,9 @@ def call(
         record = metered.failed(ProviderUnavailable(), attempts=3)
     else:
         result = ChatResult(text="hi", usage=usage or Usage(input_tokens=10, output_tokens=5))
-        record = metered.succeeded(result, attempts=1, provider=provider, model=model).request
+        charged = metered.succeeded(result, attempts=1, provider=provider, model=model)
+        run_until_idle()  # the llm.record job writes the rows
+        record = LLMRequest.objects.get(pk=charged.request_id)
     _redate(LLMRequest.objects.filter(pk=record.pk), at)
     return record
 

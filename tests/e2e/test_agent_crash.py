@@ -18,9 +18,11 @@ from typing import Any
 import pytest
 
 from automate_core.executions.models import Execution, StepRun
+from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import Tenant
 from automate_core.workflows import engine
 from automate_core.workflows.models import Automation
+from automate_llm.metering import RECORD_JOB
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest
 from tests.automate_core.connectors.loopback import RecordingServer
 from tests.automate_core.connectors.loopback import Reply as HttpReply
@@ -148,6 +150,15 @@ def test_a_worker_killed_between_tool_calls_never_repeats_a_completed_tool_call(
             lambda: Execution.objects.get(pk=run.pk).status == Execution.Status.COMPLETED,
             log,
             "the run completed",
+        )
+        _wait_for(
+            lambda: (
+                not OutboxJob.objects.filter(kind=RECORD_JOB)
+                .exclude(status=OutboxJob.Status.DONE)
+                .exists()
+            ),
+            log,
+            "the calls' records were written",
         )
     finally:
         second.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from automate_core.governance import budgets
@@ -22,6 +22,17 @@ from automate_core.tenancy.models import Tenant
 
 KEY = ("api_key", "key-1")
 USER = ("end_user", "user-1")
+
+
+@pytest.fixture(autouse=True, params=["one_statement", "unprepared", "portable"])
+def implementation(request, monkeypatch, settings) -> str:
+    """Every test runs on Postgres's one-statement moves (prepared, and with prepared
+    statements turned off for a pooler) and on the portable ORM path."""
+    if request.param == "unprepared":
+        settings.AUTOMATE = {**settings.AUTOMATE, "PREPARED_STATEMENTS": False}
+    if request.param == "portable":
+        monkeypatch.setattr(budgets, "_ONE_STATEMENT_VENDORS", ())
+    return request.param
 
 
 def make_budget(tenant: Tenant, scope=KEY, **fields) -> Budget:
@@ -219,7 +230,7 @@ PROCESS_WORKER = """
 import json, sys
 import django
 django.setup()
-from django.db import connection
+from django.db import connection, transaction
 connection.settings_dict["NAME"] = sys.argv[1]
 from tests.automate_core.governance.test_budgets import race
 connection.ensure_connection()
@@ -247,7 +258,8 @@ def start_process(tenant: Tenant, seed: int) -> subprocess.Popen[str]:
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_reserve_and_settle_never_spend_past_the_limit():
+@pytest.mark.parametrize("implementation", ["one_statement"], indirect=True)
+def test_concurrent_reserve_and_settle_never_spend_past_the_limit(implementation):
     """16 threads (own connections) and 2 processes race reserve+settle on one budget."""
     tenant = Tenant.objects.create(name="Race", slug="race")
     budget = make_budget(tenant, limit_tokens=LIMIT_TOKENS, limit_cost=Decimal("50"))
@@ -302,6 +314,143 @@ def test_concurrent_reserve_and_settle_never_spend_past_the_limit():
     assert spent_tokens == sum(admitted) <= LIMIT_TOKENS
     assert spent_cost == Decimal(sum(admitted)) / 100 <= Decimal("50")
     assert (reserved_tokens, reserved_cost) == (0, Decimal("0"))
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reservations_over_overlapping_scopes_neither_deadlock_nor_overspend(
+    implementation,
+):
+    """Threads race on three scope sets that share budgets ({key}, {user}, {key, user}): a
+    reservation holds all its budgets or none, and no budget passes its limit."""
+    tenant = Tenant.objects.create(name="Overlap", slug="overlap")
+    limits = {KEY: 3_000, USER: 2_000}
+    rows = {
+        scope: make_budget(tenant, scope, limit_tokens=limit) for scope, limit in limits.items()
+    }
+    choices = [[KEY], [USER], [KEY, USER]]
+    lock = threading.Lock()
+    spent = dict.fromkeys(limits, 0)
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            start.wait()
+            for _ in range(CALLS_PER_WORKER):
+                scopes = rng.choice(choices)
+                want = rng.randint(1, 150)
+                try:
+                    held = budgets.reserve(tenant, scopes, tokens=want)
+                except budgets.BudgetExceeded:
+                    continue
+                actual = rng.randint(0, want)
+                budgets.settle(held, actual_tokens=actual, actual_cost=0)
+                with lock:
+                    for scope in scopes:
+                        spent[scope] += actual
+        except BaseException as exc:  # a deadlock would surface here as an OperationalError
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    for scope, row in rows.items():
+        spent_tokens, _, reserved_tokens, _ = counters(row)
+        assert spent_tokens == spent[scope] <= limits[scope], scope
+        assert reserved_tokens == 0, scope
+    assert spent[USER] > limits[USER] - 150, "the race should have reached the user's limit"
+
+
+@pytest.mark.django_db
+def test_a_refusal_inside_a_transaction_keeps_the_callers_other_writes(tenant):
+    budget = make_budget(tenant, limit_tokens=100)
+
+    with transaction.atomic():
+        other = Tenant.objects.create(name="Written before", slug="written-before")
+        with pytest.raises(budgets.BudgetExceeded):
+            budgets.reserve(tenant, [KEY], tokens=101)
+        held = budgets.reserve(tenant, [KEY], tokens=100)  # the transaction is still usable
+
+    assert Tenant.objects.filter(pk=other.pk).exists()
+    assert counters(budget)[2] == 100 and len(held.ids) == 1
+
+
+@pytest.mark.django_db
+def test_a_hold_inside_a_transaction_keeps_the_callers_commit_durable(tenant):
+    budget = make_budget(tenant, limit_tokens=100)
+
+    with transaction.atomic():
+        budgets.reserve(tenant, [KEY], tokens=40)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"  # the caller's commit stays durable
+
+    assert counters(budget)[2] == 40
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_made_outside_a_transaction_is_seen_by_other_connections_at_once(implementation):
+    tenant = Tenant.objects.create(name="Seen", slug="seen")
+    budget = make_budget(tenant, limit_tokens=100)
+
+    budgets.reserve(tenant, [KEY], tokens=70)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"  # only the hold's own commit skipped the flush
+    seen: list[int] = []
+
+    def other_connection() -> None:
+        try:
+            seen.append(Budget.objects.get(pk=budget.pk).reserved_tokens)
+            with pytest.raises(budgets.BudgetExceeded):
+                budgets.reserve(tenant, [KEY], tokens=31)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_connection)
+    thread.start()
+    thread.join()
+    assert seen == [70]
+
+
+@pytest.mark.django_db
+def test_open_hold_finds_a_reserved_ref_by_prefix_but_not_a_settled_one(tenant):
+    make_budget(tenant, limit_tokens=1000)
+    applicable = budgets.current_budgets(tenant, [KEY])
+    done = budgets.reserve(tenant, [KEY], tokens=10, ref="llm:exec-1:ask#a")
+    budgets.settle(done, actual_tokens=10, actual_cost=0)
+    assert budgets.open_hold(applicable, "llm:exec-1:ask#") is None
+
+    budgets.reserve(tenant, [KEY], tokens=10, ref="llm:exec-1:ask#b")
+    budgets.reserve(tenant, [KEY], tokens=10, ref="llm:exec-1:askother#c")
+
+    assert budgets.open_hold(applicable, "llm:exec-1:ask#") == "llm:exec-1:ask#b"
+    assert budgets.open_hold([], "llm:exec-1:ask#") is None
+
+
+@pytest.mark.django_db
+def test_settling_a_released_hold_charges_without_touching_the_other_holds(tenant):
+    budget = make_budget(tenant, limit_tokens=1000)
+    key_and_user = make_budget(tenant, USER, limit_tokens=1000)
+    first = budgets.reserve(tenant, [KEY, USER], tokens=100)
+    budgets.reserve(tenant, [KEY, USER], tokens=50)
+    budgets.release(first)
+
+    assert budgets.settle(first, actual_tokens=30, actual_cost="0.5") == 2
+
+    assert counters(budget) == (30, Decimal("0.5"), 50, Decimal("0"))
+    assert counters(key_and_user) == (30, Decimal("0.5"), 50, Decimal("0"))
 
 
 @pytest.mark.django_db
