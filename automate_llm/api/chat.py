@@ -182,7 +182,7 @@ class ChatAnswerSerializer(serializers.Serializer):
 # -- content negotiation -------------------------------------------------------------------------
 
 
-class _JSONWhateverAccepted(BaseContentNegotiation):
+class JSONWhateverAccepted(BaseContentNegotiation):
     """JSON answers and errors are JSON whatever ``Accept`` says: an EventSource client sends
     ``Accept: text/event-stream`` and must still read an error as a NormalizedError."""
 
@@ -222,7 +222,7 @@ class ChatView(APIView):
     #: Per API key (or session user); ``AUTOMATE["RATE_LIMITS"]["llm.chat"]`` overrides it.
     rate_limit = "120/min"
     parser_classes = [JSONParser]
-    content_negotiation_class = _JSONWhateverAccepted
+    content_negotiation_class = JSONWhateverAccepted
 
     @extend_schema(
         operation_id="llm_chat",
@@ -406,7 +406,7 @@ def _events(
                 try:
                     chunk = next(chunks, None)
                 except Exception as exc:  # recorded and charged by the stream already
-                    failure = _failure(exc, tenant, context)
+                    failure = stream_failure_event(exc, tenant, context)
                     chunk = None
             if failure is not None:
                 yield sse("error", failure)
@@ -418,7 +418,7 @@ def _events(
             stream.close()
 
 
-def _failure(exc: Exception, tenant: Tenant, context: CallContext) -> dict[str, Any]:
+def stream_failure_event(exc: Exception, tenant: Tenant, context: CallContext) -> dict[str, Any]:
     """The ``error`` event of a broken stream: the NormalizedError, with the record of the call
     and what it was charged."""
     if isinstance(exc, AutomateError):

@@ -34,7 +34,13 @@ from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
-from automate_llm.api.chat import ChatEventStream, Events, _failure, _JSONWhateverAccepted, sse
+from automate_llm.api.chat import (
+    ChatEventStream,
+    Events,
+    JSONWhateverAccepted,
+    sse,
+    stream_failure_event,
+)
 from automate_llm.services import CallContext
 from rag import services
 from rag.api.serializers import (
@@ -121,7 +127,7 @@ class AnswerView(EndpointView):
 
     throttle_classes = [APIKeyRateThrottle]
     throttle_scope = "rag.query"
-    content_negotiation_class = _JSONWhateverAccepted
+    content_negotiation_class = JSONWhateverAccepted
 
     @property
     def rate_limit(self) -> str:
@@ -197,7 +203,7 @@ def _answer_events(
                 try:
                     piece = next(pieces, None)
                 except Exception as exc:  # recorded and charged by the gateway already
-                    failure = _failure(exc, tenant, context)
+                    failure = stream_failure_event(exc, tenant, context)
                     piece = None
             if failure is not None:
                 yield sse("error", failure)
