@@ -33,7 +33,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -43,31 +42,11 @@ BENCH_DB = "automate_bench_rag"
 DIMENSIONS = 384
 
 
-def _bench_database_url() -> str:
-    import psycopg
+from bench.database import setup_django  # noqa: E402
 
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        from automate_site import embedded
+setup_django(BENCH_DB)
 
-        var_dir = Path(os.environ.get("AUTOMATE_VAR_DIR", REPO_ROOT / "var")).resolve()
-        base = embedded.postgres_url(var_dir)
-    with psycopg.connect(base, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
-        if not exists:
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return urlsplit(base)._replace(path="/" + BENCH_DB).geturl()
-
-
-os.environ["DATABASE_URL"] = _bench_database_url()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automate_site.settings")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import django  # noqa: E402
 from django.conf import settings  # noqa: E402
-
-django.setup()
-
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
