@@ -320,6 +320,7 @@ class Gateway:
         targets: Sequence[Target],
         texts: Sequence[str],
         *,
+        dimensions: int | None = None,
         attempts: Attempts | None = None,
     ) -> EmbeddingResult:
         def attempt(client: LLMProvider, target: Target) -> EmbeddingResult:
@@ -328,7 +329,7 @@ class Gateway:
                     f"{target.provider_type} has no embeddings API",
                     details={"target": target.label},
                 )
-            return client.embed(texts, model=target.model)
+            return client.embed(texts, model=target.model, dimensions=dimensions)
 
         return self.run(targets, attempt, attempts)
 

@@ -497,10 +497,12 @@ def embed(
     texts: Sequence[str],
     model: str,
     provider: str | None = None,
+    dimensions: int | None = None,
     context: CallContext | None = None,
 ) -> EmbeddingResponse:
     """Vectors for ``texts`` from an embedding ``model`` (config slug or model id), metered
-    like a chat call whose "messages" are the texts and whose output is nothing."""
+    like a chat call whose "messages" are the texts and whose output is nothing.
+    ``dimensions`` asks a model that can shorten its vectors for that many numbers."""
     if not texts or not all(isinstance(text, str) for text in texts):
         raise InvalidInputError("texts must be a non-empty list of strings.")
     context = context or CallContext()
@@ -511,7 +513,7 @@ def embed(
         call = _start(tenant, targets, as_messages, options, context)
         attempts = Attempts()
         try:
-            result = gateway.embed(targets, texts, attempts=attempts)
+            result = gateway.embed(targets, texts, dimensions=dimensions, attempts=attempts)
         except Exception as exc:
             call.failed(exc, attempts=attempts.count)
             raise

@@ -13,7 +13,9 @@ installed or configured providers, never import arbitrary code.
   call are embedded once;
 - providers receive batches of at most ``min(EMBEDDING_BATCH_SIZE, provider.max_batch_size)``;
 - every vector has the model's dimensions and finite values, or :class:`EmbeddingError` is
-  raised and nothing is cached.
+  raised and nothing is cached;
+- a provider's failure is an :class:`EmbeddingError`, unless it is already a domain error with
+  its own code (the gateway's ``budget_exceeded``, ``llm_not_configured``...), which is kept.
 
 A metered provider (the OpenAI-compatible one goes through the LLM gateway) gets the tenant and
 trace id in :class:`EmbeddingContext` so it can charge budgets and key retries.
@@ -35,6 +37,7 @@ from django.utils.module_loading import import_string
 
 from automate_core import plugins
 from automate_core.api.tracing import current_trace_id
+from automate_core.errors import AutomateError
 from rag.conf import rag_settings
 from rag.errors import EmbeddingError
 
@@ -158,7 +161,7 @@ def embed_documents(
             batch = missing[start : start + size]
             try:
                 raw = embedder.embed_documents([text_of[h] for h in batch], context)
-            except EmbeddingError:
+            except AutomateError:
                 raise
             except Exception as exc:
                 raise EmbeddingError(
@@ -202,7 +205,7 @@ def embed_query(model: EmbeddingModel, text: str) -> list[float]:
     )
     try:
         raw = [embedder.embed_query(text, context)]
-    except EmbeddingError:
+    except AutomateError:
         raise
     except Exception as exc:
         raise EmbeddingError(
@@ -217,4 +220,8 @@ def embed_query(model: EmbeddingModel, text: str) -> list[float]:
 
 
 def _model_key(model: EmbeddingModel) -> str:
-    return json.dumps([model.provider, model.model_id, model.config], sort_keys=True, default=str)
+    # The tenant is part of the key: a metered provider resolves model_id among the tenant's own
+    # LLM models, and one tenant's query must never be answered (unbilled) from another's.
+    return json.dumps(
+        [model.tenant_id, model.provider, model.model_id, model.config], sort_keys=True, default=str
+    )

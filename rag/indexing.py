@@ -299,8 +299,13 @@ def reconcile(
     for start in range(0, len(pending), size):
         if should_continue is not None and not should_continue():
             raise BuildCancelled()
+        batch = pending[start : start + size]
+        # Embedded before the batch's transaction opens: what a metered provider charged (its
+        # usage record, a budget refusal) and the vectors it returned (cached) stay committed
+        # when the batch fails, so a retry does not pay for them again.
+        embedded = _embed_documents(version, batch)
         with transaction.atomic():
-            report.add(_index_documents(version, pending[start : start + size]))
+            report.add(_write_documents(version, batch, embedded))
             state["done"] = min(len(pending), start + size)
             if checkpoint:
                 checkpoint(dict(state))
@@ -320,9 +325,18 @@ def _chunk_metadata(document: Document, source: KnowledgeSource) -> dict[str, An
     }
 
 
-def _index_documents(version: IndexVersion, document_ids: Sequence[Any]) -> IndexReport:
-    """Chunk, embed and write the given documents into ``version`` (one transaction)."""
-    report = IndexReport()
+@dataclass
+class _Embedded:
+    """The chunks of some documents with their vectors, ready to be written."""
+
+    documents: list[Document]
+    rows: list[tuple[Document, Any, dict[str, Any]]]
+    vectors: list[list[float]]
+    stats: EmbedStats
+
+
+def _embed_documents(version: IndexVersion, document_ids: Sequence[Any]) -> _Embedded:
+    """Chunk and embed the given documents (through the cache) for ``version``."""
     documents = list(
         Document.objects.filter(pk__in=document_ids, status=Document.Status.OK).select_related(
             "source"
@@ -347,6 +361,14 @@ def _index_documents(version: IndexVersion, document_ids: Sequence[Any]) -> Inde
     vectors = embed_documents(
         version.embedding_model, [draft.embedding_input for _, draft, _ in rows], stats=stats
     )
+    return _Embedded(documents=documents, rows=rows, vectors=vectors, stats=stats)
+
+
+def _write_documents(
+    version: IndexVersion, document_ids: Sequence[Any], embedded: _Embedded
+) -> IndexReport:
+    """Write embedded documents into ``version`` (call inside the batch's transaction)."""
+    report = IndexReport()
     # Replace whatever an older content of these documents left in the version.
     Chunk.objects.filter(index_version=version, document_id__in=document_ids).delete()
     records = [
@@ -363,12 +385,12 @@ def _index_documents(version: IndexVersion, document_ids: Sequence[Any]) -> Inde
             metadata,
             vector,
         )
-        for (document, draft, metadata), vector in zip(rows, vectors, strict=True)
+        for (document, draft, metadata), vector in zip(embedded.rows, embedded.vectors, strict=True)
     ]
     write_chunks(records)
-    report.documents = len(documents)
+    report.documents = len(embedded.documents)
     report.chunks = len(records)
-    report.embedded, report.cached = stats.embedded, stats.cached
+    report.embedded, report.cached = embedded.stats.embedded, embedded.stats.cached
     return report
 
 

@@ -44,7 +44,11 @@ class LLMProvider:
         """Yield chunks as they arrive; raise ProviderBadResponse if the stream breaks."""
         raise NotImplementedError(f"{self.provider_type} does not stream")
 
-    def embed(self, texts: Sequence[str], *, model: str) -> EmbeddingResult:
+    def embed(
+        self, texts: Sequence[str], *, model: str, dimensions: int | None = None
+    ) -> EmbeddingResult:
+        """Vectors for ``texts``; ``dimensions`` asks a model that can shorten its vectors
+        (OpenAI's text-embedding-3) for that many numbers."""
         raise NotImplementedError(f"{self.provider_type} has no embeddings")
 
     def count_tokens(self, text: str, *, model: str | None = None) -> int:

@@ -256,10 +256,17 @@ class OpenAIProvider(LLMProvider):
 
     # -- embeddings ----------------------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str], *, model: str) -> EmbeddingResult:
+    def embed(
+        self, texts: Sequence[str], *, model: str, dimensions: int | None = None
+    ) -> EmbeddingResult:
+        shorten = {"dimensions": dimensions} if dimensions is not None else {}
         with sdk.translated(openai, self.provider_type):
             response = self.client().embeddings.create(
-                model=model, input=list(texts), encoding_format="float", timeout=self.timeout(None)
+                model=model,
+                input=list(texts),
+                encoding_format="float",
+                timeout=self.timeout(None),
+                **shorten,
             )
             data = sorted(response.data, key=lambda item: item.index)
             if len(data) != len(texts):

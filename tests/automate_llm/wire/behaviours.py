@@ -98,8 +98,9 @@ class CutStream:
 
 @dataclass(frozen=True)
 class Embeddings:
-    """An embeddings answer: ``vectors`` as given, else ``dimensions`` numbers per input derived
-    from the input text, so equal texts get equal vectors."""
+    """An embeddings answer: ``vectors`` as given, else numbers derived from each input text (so
+    equal texts get equal vectors): as many as the request's ``dimensions``, else
+    ``dimensions``."""
 
     vectors: tuple[tuple[float, ...], ...] | None = None
     dimensions: int = 8

@@ -149,9 +149,8 @@ class OpenAIWire(WireServer):
     ) -> None:
         texts = request.body["input"]
         texts = [texts] if isinstance(texts, str) else texts
-        vectors = embeddings.vectors or tuple(
-            tuple(vector_for(str(text), embeddings.dimensions)) for text in texts
-        )
+        size = request.body.get("dimensions") or embeddings.dimensions  # as OpenAI shortens
+        vectors = embeddings.vectors or tuple(tuple(vector_for(str(text), size)) for text in texts)
         tokens = embeddings.input_tokens
         if tokens is None:
             tokens = sum(len(str(text).split()) for text in texts)
