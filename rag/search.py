@@ -10,6 +10,7 @@ pieces together.
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import uuid
@@ -288,6 +289,22 @@ def vector_search_pg(
         if len(exact_hits) > len(hits):
             return exact_hits, {"vector": "exact", "reason": "hnsw returned too few", "ef": ef}
     return hits, {"vector": "hnsw", "ef_search": ef}
+
+
+def fetch_pg(chunk_ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
+    """What a result shows of each chunk: id, text, title, position, metadata, document id,
+    external id and title, source slug. Plain SQL: building this query through the ORM took
+    longer (~1.5 ms) than Postgres takes to answer it (~0.3 ms)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.text, c.title, c.position, c.metadata, c.document_id, d.external_id, "
+            "d.title, s.slug FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id "
+            "JOIN rag_knowledgesource s ON s.id = d.source_id WHERE c.id = ANY(%s)",
+            [chunk_ids],
+        )
+        rows = cursor.fetchall()
+    # jsonb arrives as text: Django's JSONField parses it, plain SQL must.
+    return [(*r[:4], json.loads(r[4]) if isinstance(r[4], str) else r[4], *r[5:]) for r in rows]
 
 
 def keyword_search_pg(

@@ -179,23 +179,26 @@ def _check_query_text(text: Any) -> None:
 
 def _fetch(candidates: list[search.Candidate]) -> list[ResultItem]:
     """Text, document and metadata of the candidates, in the candidates' order."""
-    fields = (
-        "pk",
-        "text",
-        "title",
-        "position",
-        "metadata",
-        "document_id",
-        "document__external_id",
-        "document__title",
-        "document__source__slug",
-    )
-    rows = {
-        row[0]: row
-        for row in Chunk.objects.filter(pk__in=[c.chunk_id for c in candidates])
-        .order_by()
-        .values_list(*fields)
-    }
+    ids = [c.chunk_id for c in candidates]
+    if connection.vendor == "postgresql":
+        found = search.fetch_pg(ids)
+    else:
+        found = list(
+            Chunk.objects.filter(pk__in=ids)
+            .order_by()
+            .values_list(
+                "pk",
+                "text",
+                "title",
+                "position",
+                "metadata",
+                "document_id",
+                "document__external_id",
+                "document__title",
+                "document__source__slug",
+            )
+        )
+    rows = {row[0]: row for row in found}
     items = []
     for c in candidates:
         row = rows.get(c.chunk_id)
