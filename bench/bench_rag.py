@@ -1,10 +1,9 @@
 """RAG index on the embedded Postgres + pgvector, beside raw pgvector SQL and exact search.
 
 One process, one database (``automate_bench_rag``, next to the development database; its RAG
-tables are emptied first). N chunks of 384 dimensions are made up: vectors are drawn around
-1,000 random centres (real embeddings cluster; uniform noise would be an unfair worst case for
-any ANN index) and texts are words from a 5,000-word vocabulary, so the full-text side has
-realistic postings. Measured:
+tables are emptied first). N chunks of 384 dimensions are made up: vectors are drawn from 1,000
+clusters shaped like real sentence embeddings, at least as hard to search (see :class:`Corpus`),
+and texts are words from a 5,000-word vocabulary, so the full-text side has postings. Measured:
 
 * ``ingest``: our write path (:func:`rag.indexing.write_chunks`: COPY with the tsvector trigger,
   the GIN and b-tree indexes) then the version's HNSW build (:func:`create_vector_index`), in
@@ -75,23 +74,55 @@ class LookupEmbedder(Embedder):
 
 
 class Corpus:
-    """Unit vectors around random centres (numpy, float32) and texts over a fixed vocabulary."""
+    """Unit vectors from a mixture shaped like real sentence embeddings (numpy, float32), and
+    texts over a fixed vocabulary.
+
+    Each cluster is a Gaussian whose covariance has a power-law spectrum (eigenvalue i ~ i^-0.8
+    over 128 random directions) around a centre near a shared offset, as all-MiniLM-L6-v2
+    embeddings of 15,000 real paragraphs measure (offset norm 0.39, within-cluster variance
+    ~0.6 decaying about as 1/i). Tuned to be at least as hard for nearest-neighbour search as
+    those embeddings at 1,000 vectors per cluster: local intrinsic dimensionality 34.5 against
+    their 14.3, relative contrast 1.41 against their 1.44 (higher LID and lower contrast are
+    harder). Isotropic noise around random centres, the earlier corpus, measured LID 92: no real
+    model produces that.
+    """
+
+    RANK = 128
+    SLOPE = 0.8
+    WITHIN = 0.65
+    BETWEEN = 0.22
+    OFFSET = 0.39
 
     def __init__(self, seed: int = 7, centres: int = 1000) -> None:
         import numpy as np
 
         self.np = np
+        self.seed = seed
         self.rng = random.Random(seed)
         self.nprng = np.random.default_rng(seed)
-        raw = self.nprng.standard_normal((centres, DIMENSIONS))
-        self.centres = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+        offset = self.nprng.standard_normal(DIMENSIONS)
+        offset *= self.OFFSET / np.linalg.norm(offset)
+        spread = np.sqrt(self.BETWEEN / DIMENSIONS)
+        self.centres = offset + self.nprng.standard_normal((centres, DIMENSIONS)) * spread
+        spectrum = np.arange(1, self.RANK + 1, dtype=np.float64) ** -self.SLOPE
+        self.scales = np.sqrt(spectrum / spectrum.sum() * self.WITHIN)
         self.words = [f"w{n:04d}" for n in range(5000)]
+
+    def _basis(self, cluster: int) -> Any:
+        """The cluster's principal directions, the same on every call."""
+        rng = self.np.random.default_rng((self.seed, cluster))
+        basis, _ = self.np.linalg.qr(rng.standard_normal((DIMENSIONS, self.RANK)))
+        return basis
 
     def vectors(self, count: int) -> Any:
         np = self.np
         picks = self.nprng.integers(0, len(self.centres), size=count)
-        out = self.centres[picks] + self.nprng.normal(0, 0.06, size=(count, DIMENSIONS))
-        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+        out = np.empty((count, DIMENSIONS), dtype=np.float32)
+        for cluster in np.unique(picks):
+            rows = np.nonzero(picks == cluster)[0]
+            spread = self.nprng.standard_normal((len(rows), self.RANK)) * self.scales
+            out[rows] = self.centres[cluster] + spread @ self._basis(int(cluster)).T
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
     def text(self, words: int = 60) -> str:
         return " ".join(self.rng.choice(self.words) for _ in range(words)) + "."
@@ -233,11 +264,16 @@ def query_phase(endpoint, version, texts, truth, ef: int, hybrid: bool) -> None:
         services.query(endpoint, text, top_k=10)
         raw_query(version.pk, QUERY_VECTORS[text], exact=False)
     ours_ms, raw_ms, hybrid_ms, ours_recall, raw_recall = [], [], [], [], []
-    for text in texts:
+    for n, text in enumerate(texts):
+        # The second search of a vector finds the graph's pages in shared buffers: alternate
+        # which side goes first so neither gets the warm cache every time.
+        if n % 2:
+            raw_ids, raw = timed(raw_query, version.pk, QUERY_VECTORS[text], False)
         result, ms = timed(services.query, endpoint, text, top_k=10)
+        if not n % 2:
+            raw_ids, raw = timed(raw_query, version.pk, QUERY_VECTORS[text], False)
         ours_ms.append(ms)
-        raw_ids, ms = timed(raw_query, version.pk, QUERY_VECTORS[text], False)
-        raw_ms.append(ms)
+        raw_ms.append(raw)
         ours_recall.append(len(truth[text] & {str(r.chunk_id) for r in result.results}) / 10)
         raw_recall.append(len(truth[text] & set(raw_ids)) / 10)
     rows = [("ours vector (services.query)", ours_ms), ("raw pgvector HNSW SQL", raw_ms)]
@@ -262,6 +298,12 @@ def query_phase(endpoint, version, texts, truth, ef: int, hybrid: bool) -> None:
             else ""
         )
     )
+
+
+def settings_value(name: str) -> Any:
+    from rag.conf import rag_settings
+
+    return getattr(rag_settings, name)
 
 
 def timed(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -314,6 +356,16 @@ def main() -> None:
     parser.add_argument(
         "--no-raw-ingest", action="store_true", help="skip the raw COPY + HNSW ingest peer"
     )
+    parser.add_argument("--m", type=int, default=None, help="HNSW m (default: HNSW_M)")
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=None,
+        help="HNSW ef_construction (default: HNSW_EF_CONSTRUCTION)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the chunks and index in place when done"
+    )
     args, _ = parser.parse_known_args()
     n, q = args.chunks, args.queries
     efs = [int(x) for x in str(args.ef_search).split(",")]
@@ -327,8 +379,10 @@ def main() -> None:
         vector_version = cursor.fetchone()[0]
     print(f"Postgres {pg}, pgvector {vector_version}; {os.cpu_count()} CPUs")
     print(
-        f"{n} chunks x {DIMENSIONS} dims, {q} queries, ef_search {efs}, "
-        f"HNSW build memory {args.build_memory}"
+        f"{n} chunks x {DIMENSIONS} dims, {q} queries, ef_search {efs}, HNSW m "
+        f"{args.m or settings_value('HNSW_M')}, ef_construction "
+        f"{args.ef_construction or settings_value('HNSW_EF_CONSTRUCTION')}, "
+        f"build memory {args.build_memory}"
     )
 
     tenant, _ = Tenant.objects.get_or_create(slug="bench-rag", defaults={"name": "Bench RAG"})
@@ -344,6 +398,10 @@ def main() -> None:
     providers = {"bench-lookup": "bench.bench_rag.LookupEmbedder"}
     sys.modules.setdefault("bench.bench_rag", sys.modules[__name__])
     overrides = {"EMBEDDING_PROVIDERS": providers, "HNSW_BUILD_MEMORY": args.build_memory}
+    if args.m:
+        overrides["HNSW_M"] = args.m
+    if args.ef_construction:
+        overrides["HNSW_EF_CONSTRUCTION"] = args.ef_construction
     with override_settings(AUTOMATE_RAG={**getattr(settings, "AUTOMATE_RAG", {}), **overrides}):
         endpoint, document = setup_endpoint(tenant)
         version, ours_copy, ours_build = ingest_ours(endpoint, document, rows)
@@ -374,7 +432,8 @@ def main() -> None:
             query_phase(endpoint, version, texts, truth, ef, hybrid=ef == efs[0])
     if args.embed_documents:
         embed_sample(tenant, args.embed_documents)
-    reset()
+    if not args.keep:
+        reset()
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class RetrievalConfig(BaseModel):
     #: top_k of a query that does not say.
     top_k: int = Field(5, ge=1, le=1000)
     #: hnsw.ef_search of unfiltered queries (filtered ones raise it as needed).
-    ef_search: int = Field(100, ge=1, le=1000)
+    ef_search: int = Field(200, ge=1, le=1000)
     #: A name from AUTOMATE_RAG["RERANKERS"], applied to the fused candidates.
     reranker: str | None = None
     #: Return highlighted fragments of each result.
