@@ -67,6 +67,9 @@ class Embedder:
     name: ClassVar[str] = ""
     #: The most texts one call may carry.
     max_batch_size: ClassVar[int] = 64
+    #: Whether vectors depend on (and are paid by) the tenant: then one tenant's cached query
+    #: vector is never handed to another.
+    per_tenant: ClassVar[bool] = False
 
     def __init__(self, *, model_id: str, dimensions: int, config: Mapping[str, Any]) -> None:
         self.model_id = model_id
@@ -220,8 +223,9 @@ def embed_query(model: EmbeddingModel, text: str) -> list[float]:
 
 
 def _model_key(model: EmbeddingModel) -> str:
-    # The tenant is part of the key: a metered provider resolves model_id among the tenant's own
-    # LLM models, and one tenant's query must never be answered (unbilled) from another's.
+    # A per-tenant provider (the gateway's) resolves model_id among the tenant's own LLM models
+    # and bills the tenant, so its cache entries are the tenant's; a local model's are shared.
+    tenant = model.tenant_id if embedder_class(model.provider).per_tenant else None
     return json.dumps(
-        [model.tenant_id, model.provider, model.model_id, model.config], sort_keys=True, default=str
+        [tenant, model.provider, model.model_id, model.config], sort_keys=True, default=str
     )

@@ -31,6 +31,7 @@ class GatewayEmbedder(Embedder):
     # OpenAI takes up to 2048 inputs a request; smaller requests retry cheaply and keep each
     # budget hold close to what the batch costs.
     max_batch_size = 256
+    per_tenant = True
 
     @classmethod
     def validate_config(cls, model_id: str, config: Mapping[str, Any]) -> list[str]:
