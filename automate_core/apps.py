@@ -7,7 +7,7 @@ class AutomateCoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from automate_core.api.tracing import install_log_record_factory
+        from automate_core.tracing import install_log_record_factory
 
         install_log_record_factory()
 

@@ -55,7 +55,6 @@ from typing import Any
 from django.db import transaction
 from pydantic import BaseModel
 
-from automate_core.api.tracing import current_trace_id, trace
 from automate_core.executions.services import add_usage
 from automate_core.governance import audit, budgets
 from automate_core.governance.budgets import BudgetExceeded, Reservation, Scope
@@ -67,6 +66,7 @@ from automate_core.governance.redaction import (
 )
 from automate_core.outbox import store
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.tracing import current_trace_id, trace
 from automate_llm.conf import llm_settings
 from automate_llm.models import LLMProvider, LLMRequest, LLMUsage, PromptVersion
 from automate_llm.pricing import Price, price_for

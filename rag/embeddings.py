@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.utils.module_loading import import_string
 
 from automate_core import plugins
-from automate_core.api.tracing import current_trace_id
 from automate_core.errors import AutomateError
+from automate_core.tracing import current_trace_id
 from rag.conf import rag_settings
 from rag.errors import EmbeddingError
 

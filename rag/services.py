@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from django.db import connection, transaction
 
-from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
 from automate_core.outbox import store
 from automate_core.tenancy.models import Tenant
+from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services as llm
 from automate_llm.services import CallContext, CallUsage, ChatResponse, ChatStreamResponse
 from rag import indexing, search

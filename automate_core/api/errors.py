@@ -18,9 +18,9 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from automate_core.api.tracing import current_trace_id, new_trace_id
 from automate_core.base import InvalidTransition
 from automate_core.errors import AutomateError
+from automate_core.tracing import current_trace_id, new_trace_id
 
 logger = logging.getLogger("automate.api")
 

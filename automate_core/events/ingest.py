@@ -16,10 +16,10 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from automate_core.api.tracing import current_trace_id, new_trace_id
 from automate_core.errors import InvalidInputError
 from automate_core.events.models import Event
 from automate_core.outbox import store
+from automate_core.tracing import current_trace_id, new_trace_id
 
 EVENT_JOB = "event.occurred"
 MAX_PAYLOAD_BYTES = 256 * 1024

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import connections, models, router, transaction
 
-from automate_core.api.tracing import current_trace_id
 from automate_core.base import TenantQuerySet
 from automate_core.errors import ConflictError
 from automate_core.governance.redaction import redact
+from automate_core.tracing import current_trace_id
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

@@ -39,11 +39,11 @@ from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
 from automate_core import prepared
-from automate_core.api.tracing import current_trace_id
 from automate_core.conf import automate_settings
 from automate_core.errors import ConflictError
 from automate_core.outbox.models import OutboxJob
 from automate_core.prepared import Columns
+from automate_core.tracing import current_trace_id
 
 if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant

@@ -35,11 +35,11 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 
-from automate_core.api.tracing import trace
 from automate_core.conf import automate_settings
 from automate_core.outbox import store
 from automate_core.outbox.handlers import commits_itself, get_handler
 from automate_core.outbox.store import Lease, LeaseLost
+from automate_core.tracing import trace
 
 logger = logging.getLogger("automate.outbox")
 

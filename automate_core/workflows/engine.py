@@ -32,7 +32,6 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
-from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
@@ -44,6 +43,7 @@ from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
 from automate_core.outbox.store import Lease
 from automate_core.rules.jsonlogic import apply as jsonlogic_apply
+from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_core.workflows import registry
 from automate_core.workflows.compiled import CompiledWorkflow, StepCall
 from automate_core.workflows.flow import (

@@ -44,11 +44,11 @@ from rest_framework.views import APIView
 
 from automate_core.api.errors import error_body
 from automate_core.api.permissions import request_tenant
-from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import AutomateError
 from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services
 from automate_llm.metering import CallContext
 from automate_llm.models import LLMRequest, LLMUsage

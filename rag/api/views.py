@@ -29,11 +29,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
-from automate_core.api.tracing import current_trace_id, new_trace_id, trace
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
+from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm.api.chat import (
     ChatEventStream,
     Events,

@@ -7,7 +7,7 @@ from django.conf import settings
 
 
 def test_console_log_lines_are_redacted_and_carry_the_trace_id(capsys):
-    from automate_core.api.tracing import trace
+    from automate_core.tracing import trace
 
     logging.config.dictConfig(settings.LOGGING)
     with trace("trace-log-0001"):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from automate_core.api.tracing import trace
 from automate_core.governance.budget_models import Budget
 from automate_core.testing.runtime import run_until_idle
+from automate_core.tracing import trace
 from automate_llm.models import LLMRequest, LLMUsage
 from rag import services
 from rag.conf import STORED_DIMENSIONS

@@ -6,7 +6,7 @@ import re
 import pytest
 from rest_framework.test import APIClient
 
-from automate_core.api.tracing import current_trace_id, trace
+from automate_core.tracing import current_trace_id, trace
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.testapp.urls")]
 
