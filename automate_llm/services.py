@@ -35,7 +35,9 @@ from django.db import connection
 from pydantic import BaseModel, Field
 
 from automate_core import prepared
-from automate_core.errors import InvalidInputError
+from automate_core.api.errors import error_body
+from automate_core.api.usage import UsageSerializer
+from automate_core.errors import AutomateError, InvalidInputError
 from automate_core.governance.redaction import current_secret_values, secret_scope
 from automate_core.prepared import Columns
 from automate_core.tenancy.models import Tenant
@@ -51,7 +53,7 @@ from automate_llm.gateway import (
     run_structured,
 )
 from automate_llm.metering import CallContext, ChargedUsage
-from automate_llm.models import LLMModelConfig, LLMProvider, LLMUsage
+from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest, LLMUsage
 from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolSpec, Usage
 
 __all__ = [
@@ -657,3 +659,27 @@ class ChatStreamResponse:
         self._done = True
         partial = self._stream.result if self._started else None
         self._call.failed(error, attempts=self._stream.attempts.count, partial=partial)
+
+
+def stream_failure(exc: Exception, *, tenant: Tenant, context: CallContext) -> dict[str, Any]:
+    """The ``error`` event of a stream that broke after it started: the NormalizedError, with
+    the record of the call and what it was charged (the stream recorded both already)."""
+    if isinstance(exc, AutomateError):
+        body = error_body(exc.code, exc.message, dict(exc.details or {}))
+    else:
+        logger.exception("The LLM stream failed unexpectedly")
+        body = error_body(
+            "internal_error", "An unexpected error occurred. Quote the trace_id to support."
+        )
+    record = (
+        LLMRequest.objects.for_tenant(tenant)
+        .filter(idempotency_key=context.idempotency_key)
+        .first()
+    )
+    usage = LLMUsage.objects.filter(request=record).first() if record is not None else None
+    body["trace_id"] = context.trace_id
+    body["details"] |= {
+        "request_id": str(record.pk) if record is not None else None,
+        "usage": UsageSerializer(CallUsage.of(usage) if usage else CallUsage()).data,
+    }
+    return body

@@ -24,35 +24,30 @@ API keys need the ``llm:chat`` scope.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from automate_core.api.errors import error_body
 from automate_core.api.permissions import request_tenant
-from automate_core.errors import AutomateError
-from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
+from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
+from automate_core.api.usage import UsageSerializer
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services
 from automate_llm.metering import CallContext
-from automate_llm.models import LLMRequest, LLMUsage
-from automate_llm.services import CallUsage, ChatResponse, ChatStreamResponse, StructuredResponse
+from automate_llm.services import ChatResponse, ChatStreamResponse, StructuredResponse
 from automate_llm.types import ChatChunk
 
 logger = logging.getLogger("automate.llm.api")
@@ -149,15 +144,6 @@ class ChatRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class UsageSerializer(serializers.Serializer):
-    input_tokens = serializers.IntegerField(help_text="Includes cached_tokens.")
-    output_tokens = serializers.IntegerField()
-    cached_tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(
-        max_digits=MAX_DIGITS, decimal_places=DECIMAL_PLACES, help_text="USD, charged."
-    )
-
-
 class ChatAnswerSerializer(serializers.Serializer):
     text = serializers.CharField()
     tool_calls = ToolCallSerializer(many=True)
@@ -177,23 +163,6 @@ class ChatAnswerSerializer(serializers.Serializer):
         required=False,
         help_text="With json_schema: every LLMRequest (two after a repair).",
     )
-
-
-# -- content negotiation -------------------------------------------------------------------------
-
-
-class JSONWhateverAccepted(BaseContentNegotiation):
-    """JSON answers and errors are JSON whatever ``Accept`` says: an EventSource client sends
-    ``Accept: text/event-stream`` and must still read an error as a NormalizedError."""
-
-    def select_parser(self, request: Any, parsers: Any) -> Any:
-        return DefaultContentNegotiation().select_parser(request, parsers)
-
-    def select_renderer(
-        self, request: Any, renderers: Any, format_suffix: str | None = None
-    ) -> tuple[Any, str]:
-        json_renderer = next(r for r in renderers if r.media_type == "application/json")
-        return json_renderer, json_renderer.media_type
 
 
 # -- the view ------------------------------------------------------------------------------------
@@ -320,16 +289,7 @@ def answer(response: ChatResponse, trace_id: str) -> dict[str, Any]:
 # -- Server-Sent Events ----------------------------------------------------------------------------
 
 
-#: The encoded events of one answer; closing it closes the call.
-Events = Generator[bytes, None, None]
-
-
-def sse(event: str, data: Any) -> bytes:
-    """One Server-Sent Event; ``data`` is JSON on one line."""
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class ChatEventStream(StreamingHttpResponse):
+class ChatEventStream(EventStream):
     """The SSE answer of one streamed call. Closing it (the server does when the client is
     gone, or when the stream ended) closes the call: an unfinished one is recorded as
     cancelled, charged what arrived, and its budget hold settled."""
@@ -354,34 +314,6 @@ class ChatEventStream(StreamingHttpResponse):
         events = _events(stream, chunks, head, tenant=tenant, context=context)
         return cls(events, asynchronous=asynchronous)
 
-    def __init__(self, events: Events, *, asynchronous: bool) -> None:
-        self._events = events
-        content = _pulled_in_threads(events) if asynchronous else events
-        super().__init__(content, content_type="text/event-stream")
-        self["Cache-Control"] = "no-cache"
-        self["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
-
-    def close(self) -> None:
-        try:
-            self._events.close()
-        finally:
-            super().close()
-
-
-async def _pulled_in_threads(events: Events) -> AsyncIterator[bytes]:
-    """``events`` for an ASGI server: each step in the request's sync thread, none held
-    between steps. A cancelled send (the client disconnected) closes ``events``."""
-
-    def step() -> bytes | None:
-        return next(events, None)
-
-    pull = sync_to_async(step, thread_sensitive=True)
-    try:
-        while (part := await pull()) is not None:
-            yield part
-    finally:
-        await sync_to_async(events.close, thread_sensitive=True)()
-
 
 def _events(
     stream: ChatStreamResponse,
@@ -398,45 +330,21 @@ def _events(
         chunk = head
         while chunk is not None:
             if chunk.text:
-                yield sse("text", {"text": chunk.text})
+                yield encode_event("text", {"text": chunk.text})
             for call in chunk.tool_calls:
-                yield sse("tool_call", call.model_dump(mode="json"))
+                yield encode_event("tool_call", call.model_dump(mode="json"))
             failure: dict[str, Any] | None = None
             with trace(trace_id):
                 try:
                     chunk = next(chunks, None)
                 except Exception as exc:  # recorded and charged by the stream already
-                    failure = stream_failure_event(exc, tenant, context)
+                    failure = services.stream_failure(exc, tenant=tenant, context=context)
                     chunk = None
             if failure is not None:
-                yield sse("error", failure)
+                yield encode_event("error", failure)
                 return
         assert stream.response is not None  # the stream ended normally
-        yield sse("done", answer(stream.response, trace_id))
+        yield encode_event("done", answer(stream.response, trace_id))
     finally:
         with trace(trace_id):
             stream.close()
-
-
-def stream_failure_event(exc: Exception, tenant: Tenant, context: CallContext) -> dict[str, Any]:
-    """The ``error`` event of a broken stream: the NormalizedError, with the record of the call
-    and what it was charged."""
-    if isinstance(exc, AutomateError):
-        body = error_body(exc.code, exc.message, dict(exc.details or {}))
-    else:
-        logger.exception("The LLM stream failed unexpectedly")
-        body = error_body(
-            "internal_error", "An unexpected error occurred. Quote the trace_id to support."
-        )
-    record = (
-        LLMRequest.objects.for_tenant(tenant)
-        .filter(idempotency_key=context.idempotency_key)
-        .first()
-    )
-    usage = LLMUsage.objects.filter(request=record).first() if record is not None else None
-    body["trace_id"] = context.trace_id
-    body["details"] |= {
-        "request_id": str(record.pk) if record is not None else None,
-        "usage": UsageSerializer(CallUsage.of(usage) if usage else CallUsage()).data,
-    }
-    return body

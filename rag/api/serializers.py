@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from automate_llm.api.chat import UsageSerializer
+from automate_core.api.usage import UsageSerializer
 from rag.conf import rag_settings
 from rag.models import KnowledgeSource
 from rag.services import MAX_QUERY_CHARS

@@ -6,9 +6,9 @@ source (so a query key can never write). Endpoints and sources are found by slug
 caller's tenant only: another tenant's slug is a 404, whatever the key.
 
 ``/answer`` asks the tenant's model through the LLM gateway, attributed to the API key and the
-body's ``end_user`` (their budgets apply); its Server-Sent Events answer is served the way
-``/api/v1/llm/chat`` serves its own (the same event stream class, so a client that goes away
-closes the model stream and settles its budget hold).
+body's ``end_user`` (their budgets apply); its Server-Sent Events answer is an
+:class:`automate_core.api.sse.EventStream`, like ``/api/v1/llm/chat``'s, so a client that goes
+away closes the model stream and settles its budget hold.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from django.core.handlers.asgi import ASGIRequest
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -29,18 +28,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
+from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
-from automate_llm.api.chat import (
-    ChatEventStream,
-    Events,
-    JSONWhateverAccepted,
-    sse,
-    stream_failure_event,
-)
+from automate_llm import services as llm_services
 from automate_llm.services import CallContext
 from rag import services
 from rag.api.serializers import (
@@ -156,7 +150,7 @@ class AnswerView(EndpointView):
             )
         ],
     )
-    def post(self, request: Request, endpoint: str) -> Response | ChatEventStream:
+    def post(self, request: Request, endpoint: str) -> Response | EventStream:
         incoming = AnswerRequestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -180,7 +174,7 @@ class AnswerView(EndpointView):
             stream.close()
             raise
         events = _answer_events(stream, pieces, head, tenant=tenant, context=context)
-        return ChatEventStream(events, asynchronous=isinstance(request._request, ASGIRequest))
+        return EventStream.for_request(events, request)
 
 
 def _answer_events(
@@ -197,19 +191,19 @@ def _answer_events(
     try:
         piece = head
         while piece is not None:
-            yield sse("text", {"text": piece})
+            yield encode_event("text", {"text": piece})
             failure: dict[str, Any] | None = None
             with trace(trace_id):
                 try:
                     piece = next(pieces, None)
                 except Exception as exc:  # recorded and charged by the gateway already
-                    failure = stream_failure_event(exc, tenant, context)
+                    failure = llm_services.stream_failure(exc, tenant=tenant, context=context)
                     piece = None
             if failure is not None:
-                yield sse("error", failure)
+                yield encode_event("error", failure)
                 return
         assert stream.answer is not None  # the stream ended normally
-        yield sse("done", stream.answer.to_json())
+        yield encode_event("done", stream.answer.to_json())
     finally:
         with trace(trace_id):
             stream.close()
