@@ -27,17 +27,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from automate_core.errors import AutomateError
-from automate_core.workflows.compiled import StepCall, StepResult
 from automate_core.workflows.flow import Goto
-from automate_core.workflows.graph import Node, Problem, StepType, register_step_type
+from automate_core.workflows.steps import (
+    Node,
+    Problem,
+    StepCall,
+    StepResult,
+    StepType,
+    register_step_type,
+)
 from automate_llm import services
-from automate_llm.services import CallUsage
+from automate_llm.services import CallContext, CallUsage
 from automate_llm.steps import (
-    call_context,
+    ai_step_tenant,
     call_options,
     conversation,
     response_output,
-    step_tenant,
     validate_conversation,
 )
 from automate_llm.tools import run_tool, tool_spec, validate_tools
@@ -69,7 +74,7 @@ def _state(node: Node, call: StepCall) -> dict[str, Any]:
     state = previous.get("agent") if isinstance(previous, Mapping) else None
     if state and not state.get("done"):
         return dict(state)
-    messages, version = conversation(node, call.scope(), step_tenant(call))
+    messages, version = conversation(node, call.scope(), ai_step_tenant(call))
     return {
         "messages": [m.model_dump(mode="json") for m in messages],
         "pending": [],
@@ -90,13 +95,13 @@ def _model_visit(node: Node, call: StepCall, state: dict[str, Any]) -> StepResul
             details={"iterations": state["iterations"]},
         )
     _check_caps(node, usage)
-    tenant = step_tenant(call)
+    tenant = ai_step_tenant(call)
     scope = call.scope()
     response = services.chat(
         tenant=tenant,
         messages=[ChatMessage.model_validate(m) for m in state["messages"]],
         tools=[tool_spec(t) for t in node.get("tools") or []],
-        context=call_context(call),
+        context=CallContext.for_step(call),
         **call_options(node, scope, None),
     )
     result = response.result

@@ -67,6 +67,7 @@ from automate_core.governance.redaction import (
 from automate_core.outbox import store
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.tracing import current_trace_id, trace
+from automate_core.workflows.steps import StepCall, attribution
 from automate_llm.conf import llm_settings
 from automate_llm.models import LLMProvider, LLMRequest, LLMUsage, PromptVersion
 from automate_llm.pricing import Price, price_for
@@ -108,6 +109,20 @@ class CallContext:
     trace_id: str = ""
     prompt_version: PromptVersion | None = None
     stream: bool = False
+
+    @classmethod
+    def for_step(cls, call: StepCall, *, key_suffix: str = "") -> CallContext:
+        """The context of a call made by the workflow step ``call``: its run, step, workflow
+        budget scope, trace and idempotency key (with ``key_suffix`` when a step makes several
+        calls)."""
+        step = attribution(call, key_suffix=key_suffix)
+        return cls(
+            execution_id=step.execution_id,
+            step_id=step.step_id,
+            idempotency_key=step.idempotency_key,
+            trace_id=step.trace_id,
+            workflow=step.workflow,
+        )
 
 
 class ChargedUsage(BaseModel):

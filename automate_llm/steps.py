@@ -22,10 +22,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automate_core.tenancy.models import Tenant
-from automate_core.workflows.compiled import StepCall, StepResult, current_step_call
-from automate_core.workflows.graph import Node, Problem, StepType, register_step_type
-from automate_core.workflows.templating import render_value
+from automate_core.workflows.steps import (
+    Node,
+    Problem,
+    StepCall,
+    StepResult,
+    StepType,
+    current_step_call,
+    register_step_type,
+    render_value,
+    step_tenant,
+)
 from automate_llm import prompts, services
+from automate_llm.errors import NoProviderConfigured
 from automate_llm.metering import CallContext
 from automate_llm.models import PromptVersion
 from automate_llm.services import ChatResponse, StructuredResponse
@@ -36,30 +45,11 @@ CALL_FIELDS = ("model", "provider", "max_tokens", "temperature", "params")
 ROLES = ("system", "user", "assistant")
 
 
-# -- what a step is attributed to ----------------------------------------------------------------
-
-
-def call_context(call: StepCall, *, key_suffix: str = "") -> CallContext:
-    """The metering context of a call made by the step ``call``: its run, step, idempotency key
-    (with ``key_suffix`` when a step makes several calls), trace and workflow budget scope."""
-    from automate_core.executions.services import workflow_name_of
-
-    return CallContext(
-        execution_id=call.execution_id,  # type: ignore[arg-type]
-        step_id=call.step_id,
-        idempotency_key=call.idempotency_key + key_suffix,
-        trace_id=call.trace_id or "",
-        workflow=workflow_name_of(call.execution_id),
+def ai_step_tenant(call: StepCall) -> Tenant:
+    """The run's tenant, whose providers and budgets an AI step uses."""
+    return step_tenant(
+        call, missing=NoProviderConfigured("AI steps need a run that belongs to a tenant")
     )
-
-
-def step_tenant(call: StepCall) -> Tenant:
-    tenant = Tenant.objects.filter(pk=call.tenant_id).first() if call.tenant_id else None
-    if tenant is None:
-        from automate_llm.errors import NoProviderConfigured
-
-        raise NoProviderConfigured("AI steps need a run that belongs to a tenant")
-    return tenant
 
 
 def response_output(response: ChatResponse) -> dict[str, Any]:
@@ -128,10 +118,10 @@ def _prompt_output(version: PromptVersion | None) -> dict[str, Any]:
 
 
 def _chat_step(node: Node, call: StepCall) -> StepResult:
-    tenant = step_tenant(call)
+    tenant = ai_step_tenant(call)
     scope = call.scope()
     messages, version = conversation(node, scope, tenant)
-    context = call_context(call)
+    context = CallContext.for_step(call)
     if version is not None:
         context = dataclasses.replace(context, prompt_version=version)
     response = services.chat(
@@ -141,10 +131,10 @@ def _chat_step(node: Node, call: StepCall) -> StepResult:
 
 
 def _structured_step(node: Node, call: StepCall) -> StepResult:
-    tenant = step_tenant(call)
+    tenant = ai_step_tenant(call)
     scope = call.scope()
     messages, version = conversation(node, scope, tenant)
-    context = call_context(call)
+    context = CallContext.for_step(call)
     if version is not None:
         context = dataclasses.replace(context, prompt_version=version)
     options = call_options(node, scope, version)
@@ -210,13 +200,15 @@ def _validate_structured(node: Node, path: str) -> list[Problem]:
 
 def _running_step() -> tuple[StepCall, Tenant]:
     call = current_step_call()
-    return call, step_tenant(call)
+    return call, ai_step_tenant(call)
 
 
 def chat(messages: Sequence[ChatMessage | Mapping[str, Any]], **options: Any) -> ChatResponse:
     """``services.chat`` from inside a code-first ``@step``, attributed to the running step."""
     call, tenant = _running_step()
-    return services.chat(tenant=tenant, messages=messages, context=call_context(call), **options)
+    return services.chat(
+        tenant=tenant, messages=messages, context=CallContext.for_step(call), **options
+    )
 
 
 def structured(
@@ -226,7 +218,11 @@ def structured(
     a pydantic model class)."""
     call, tenant = _running_step()
     return services.structured(
-        tenant=tenant, messages=messages, schema=schema, context=call_context(call), **options
+        tenant=tenant,
+        messages=messages,
+        schema=schema,
+        context=CallContext.for_step(call),
+        **options,
     )
 
 
@@ -241,7 +237,7 @@ def prompt(
     """Render prompt ``slug`` (a version or a label; ``production`` by default) and ask it."""
     call, tenant = _running_step()
     found = prompts.resolve(tenant, slug, version=version, label=label)
-    context = dataclasses.replace(call_context(call), prompt_version=found)
+    context = dataclasses.replace(CallContext.for_step(call), prompt_version=found)
     return services.chat(
         tenant=tenant,
         messages=prompts.render(found, variables or {}),

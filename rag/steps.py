@@ -34,10 +34,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from automate_core.errors import InvalidInputError
-from automate_core.workflows.compiled import StepCall, StepResult
-from automate_core.workflows.graph import StepType, register_step_type
-from automate_core.workflows.templating import render_value
-from automate_llm.steps import call_context, step_tenant
+from automate_core.workflows.steps import (
+    StepCall,
+    StepResult,
+    StepType,
+    register_step_type,
+    render_value,
+    step_tenant,
+)
+from automate_llm.services import CallContext
 from rag import services
 from rag.conf import rag_settings
 
@@ -110,7 +115,7 @@ def _run_answer(node: Mapping[str, Any], call: StepCall) -> StepResult:
         str(inputs["query"]),
         top_k=inputs["top_k"],
         filters=inputs["filters"],
-        context=call_context(call),
+        context=CallContext.for_step(call),
         **options,
     )
     return StepResult(output=answer.to_json())
