@@ -12,6 +12,8 @@ class AutomateCoreConfig(AppConfig):
         install_log_record_factory()
 
         from automate_core import tasks  # noqa: F401  outbox handlers, also for in-process runs
-        from automate_core.events import definitions
+        from automate_core.events import definitions, dispatch
+        from automate_core.workflows.subscriber import engine_subscriber
 
         definitions.connect()
+        dispatch.subscribe(engine_subscriber)

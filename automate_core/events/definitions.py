@@ -18,7 +18,8 @@
 
 ``@on_event(name)`` runs a function when an event occurs; ``@on_event_created(name)`` and
 ``@on_event_cancelled(name)`` when a scheduled event is created or cancelled. Each runs as its
-own outbox job, so a failure is retried and never lost.
+own outbox job, so a failure is retried and never lost. Handlers are declared in an app's
+``workflows`` module, beside the workflows they go with; those modules are imported on first need.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models.signals import post_delete, post_save
+from django.utils.module_loading import autodiscover_modules
 
 from automate_core.events.models import Event
 
@@ -40,6 +42,7 @@ Handlers = dict[str, list[Callable[[Event], Any]]]
 _occurred: Handlers = {}
 _created: Handlers = {}
 _cancelled: Handlers = {}
+_discovered = False
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,16 @@ def on_event_cancelled(name: str) -> Callable[[F], F]:
 
 
 def handlers_for(phase: str, name: str) -> list[Callable[[Event], Any]]:
+    _discover_handlers()
     table = {"occurred": _occurred, "created": _created, "cancelled": _cancelled}[phase]
     return list(table.get(name, []))
+
+
+def _discover_handlers() -> None:
+    global _discovered
+    if not _discovered:
+        autodiscover_modules("workflows")
+        _discovered = True
 
 
 def definitions_of(model: type[models.Model]) -> list[EventDefinition]:

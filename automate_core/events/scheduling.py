@@ -14,6 +14,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
+from automate_core.events import dispatch
+from automate_core.events.definitions import handlers_for
 from automate_core.events.ingest import ingestor
 from automate_core.events.models import Event
 from automate_core.outbox import store
@@ -64,9 +66,7 @@ def schedule(instance: models.Model, name: str, when: datetime, tenant: Any) -> 
         else:
             event.occurs_at = when
             event.save(update_fields=["occurs_at", "updated_at"])
-            from automate_core.workflows import engine
-
-            engine.reschedule_event_runs(event)
+            dispatch.rescheduled(event)
         _enqueue_due(event)
 
 
@@ -82,24 +82,20 @@ def cancel_for(content_type: ContentType, object_id: str) -> None:
 
 
 def _cancel(events: Any) -> None:
-    from automate_core.workflows import engine
-
     with transaction.atomic():
         for event in events.filter(status=Event.Status.SCHEDULED).select_for_update():
             event.status = Event.Status.CANCELLED
             event.save(update_fields=["status", "updated_at"])
-            engine.cancel_event_runs(event)
+            dispatch.cancelled(event)
             _hooks(event, "cancelled")
 
 
 def _enqueue_due(event: Event) -> None:
-    """Fire at the event's time, with an ``early`` fire first when an event workflow starts
-    before it (a negative offset)."""
-    from automate_core.workflows import registry
-
-    earliest = min([0, *(w.offset_minutes for w in registry.for_event(event.type))])
-    phase = "early" if earliest < 0 else "occur"
-    _enqueue_fire(event, phase, event.occurs_at + timedelta(minutes=earliest))
+    """Fire at the event's time, with an ``early`` fire first when a subscriber asked to hear
+    of it before (the engine does for event workflows with a negative offset)."""
+    lead = dispatch.lead(event.type)
+    phase = "early" if lead > timedelta(0) else "occur"
+    _enqueue_fire(event, phase, event.occurs_at - lead)
 
 
 def _enqueue_fire(event: Event, phase: str, at: datetime) -> None:
@@ -117,8 +113,6 @@ def run_occurred_hooks(event: Event) -> None:
 
 
 def _hooks(event: Event, phase: str) -> None:
-    from automate_core.events.definitions import handlers_for
-
     for fn in handlers_for(phase, event.type):
         store.enqueue(
             HOOK_JOB,
@@ -134,31 +128,25 @@ def _hooks(event: Event, phase: str) -> None:
 
 @outbox_handler(DUE_JOB)
 def fire_due_event(job: Lease) -> None:
-    from automate_core.workflows import engine
-
     event = Event.objects.select_for_update().filter(pk=job.payload["event"]).first()
     if event is None or event.status != Event.Status.SCHEDULED:
         return
     if event.occurs_at.isoformat() != job.payload["occurs_at"]:
         return  # rescheduled: a newer job fires it
     if job.payload["phase"] == "early":
-        # Start the workflows with a negative offset (each waits for its own time), then fire
-        # again when the event occurs. The timer, not the clock, says which phase this is.
-        engine.start_event_workflows(event)
+        # Tell subscribers the event approaches, then fire again when it occurs. The timer,
+        # not the clock, says which phase this is.
+        dispatch.approaching(event)
         _enqueue_fire(event, "occur", event.occurs_at)
         return
     event.status = Event.Status.OCCURRED
     event.save(update_fields=["status", "updated_at"])
-    engine.handle_event_occurred(event)
+    dispatch.occurred(event)
     run_occurred_hooks(event)
 
 
 @outbox_handler(HOOK_JOB)
 def run_hook(job: Lease) -> None:
-    from automate_core.events.definitions import handlers_for
-    from automate_core.workflows.engine import discover_workflows
-
-    discover_workflows()  # handlers live beside workflows, in apps' workflows.py
     event = Event.objects.filter(pk=job.payload["event"]).first()
     if event is None:
         return
