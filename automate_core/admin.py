@@ -7,15 +7,16 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from automate_core.api.redacted import RAW_PAYLOAD_PERMISSION
+from automate_core.admin_base import (
+    RedactedPayloadAdmin,
+    TenantScopedAdmin,
+    redacted_json,
+)
 from automate_core.connectors.models import ConnectionProfile
-from automate_core.events.models import Event
-from automate_core.events.webhooks import WebhookSource
+from automate_core.events.models import Event, WebhookSource
 from automate_core.executions.models import Execution, StepRun
 from automate_core.governance import audit, stored_secrets
-from automate_core.governance.budget_models import Budget
-from automate_core.governance.redaction import redact
-from automate_core.governance.stored_secrets import StoredSecret
+from automate_core.governance.models import AuditLog, Budget, StoredSecret
 from automate_core.outbox import store as outbox_store
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger
@@ -27,40 +28,6 @@ from automate_core.workflows.models import Automation, WorkflowVersion
 def _audit_key(request: HttpRequest, action: str, key: APIKey, data: Any = None) -> None:
     actor = audit.actor_for_request(request)
     audit.record(action, actor=actor, tenant=key.tenant, target=f"api_key:{key.prefix}", data=data)
-
-
-class TenantScopedAdmin(admin.ModelAdmin):
-    """Staff see and act on their own tenants' rows only (superusers see all).
-
-    ``tenant_lookup`` is the path from the model to its tenant. Admin actions run on
-    ``get_queryset()``, so they are scoped too; foreign-key choices are limited the same way.
-    """
-
-    tenant_lookup = "tenant"
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        rows = super().get_queryset(request)
-        if request.user.is_superuser:
-            return rows
-        return rows.filter(**{f"{self.tenant_lookup}__in": _member_tenant_ids(request)})
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if not request.user.is_superuser:
-            related = db_field.related_model
-            tenants = _member_tenant_ids(request)
-            if related is Tenant:
-                kwargs["queryset"] = Tenant.objects.filter(pk__in=tenants)
-            elif any(f.name == "tenant" for f in related._meta.fields):
-                kwargs["queryset"] = related._default_manager.filter(tenant__in=tenants)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
-def _member_tenant_ids(request: HttpRequest) -> list[Any]:
-    return list(
-        TenantMembership.objects.filter(**{"user_id": request.user.pk}).values_list(
-            "tenant_id", flat=True
-        )
-    )
 
 
 class MembershipInline(admin.TabularInline):
@@ -189,28 +156,6 @@ class OutboxJobAdmin(TenantScopedAdmin):
 # -- runtime -------------------------------------------------------------------------------------
 
 
-def _redacted_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(redact(value), indent=2, default=str))
-
-
-class RedactedPayloadAdmin(TenantScopedAdmin):
-    """Shows ``payload_fields`` redacted (through ``redacted_<field>`` display methods) to staff
-    without the ``automate_core.view_raw_payload`` permission."""
-
-    payload_fields: tuple[str, ...] = ()
-
-    def _swap(self, request: HttpRequest, names: Any) -> list[Any]:
-        if request.user.has_perm(RAW_PAYLOAD_PERMISSION):
-            return list(names)
-        return [f"redacted_{n}" if n in self.payload_fields else n for n in names]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self._swap(request, super().get_readonly_fields(request, obj))
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return self._swap(request, super().get_fields(request, obj))
-
-
 @admin.register(Event)
 class EventAdmin(RedactedPayloadAdmin):
     """Events are immutable: listed and inspected, never edited here."""
@@ -223,7 +168,7 @@ class EventAdmin(RedactedPayloadAdmin):
 
     @admin.display(description="payload")
     def redacted_payload(self, obj: Event) -> str:
-        return _redacted_json(obj.payload)
+        return redacted_json(obj.payload)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -267,19 +212,19 @@ class ExecutionAdmin(RedactedPayloadAdmin):
 
     @admin.display(description="context")
     def redacted_context(self, obj: Execution) -> str:
-        return _redacted_json(obj.context)
+        return redacted_json(obj.context)
 
     @admin.display(description="result")
     def redacted_result(self, obj: Execution) -> str:
-        return _redacted_json(obj.result)
+        return redacted_json(obj.result)
 
     @admin.display(description="error")
     def redacted_error(self, obj: Execution) -> str:
-        return _redacted_json(obj.error)
+        return redacted_json(obj.error)
 
     @admin.display(description="waiting for")
     def redacted_waiting_for(self, obj: Execution) -> str:
-        return _redacted_json(obj.waiting_for)
+        return redacted_json(obj.waiting_for)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -399,7 +344,7 @@ AUDIT_LOG_FIELDS = (
 )  # fmt: skip
 
 
-@admin.register(audit.AuditLog)
+@admin.register(AuditLog)
 class AuditLogAdmin(TenantScopedAdmin):
     """Read-only: rows are append-only. Each page verifies the rows it shows (their hash and
     their link to the row before them, one extra query); the whole chain is checked by
@@ -424,7 +369,7 @@ class AuditLogAdmin(TenantScopedAdmin):
             self._report_page(request, rows)
         return changelist
 
-    def _report_page(self, request: HttpRequest, rows: list[audit.AuditLog]) -> None:
+    def _report_page(self, request: HttpRequest, rows: list[AuditLog]) -> None:
         broken = [
             (row.seq, row.chain_verdict.reason)
             for row in rows
@@ -448,7 +393,7 @@ class AuditLogAdmin(TenantScopedAdmin):
         )
 
     @admin.display(description="chain")
-    def chain(self, obj: audit.AuditLog) -> str:
+    def chain(self, obj: AuditLog) -> str:
         verdict = obj.chain_verdict
         if verdict is None:  # the change page: one row
             verdict = audit.verify_rows([obj])[obj.id]

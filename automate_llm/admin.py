@@ -26,7 +26,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from automate_core import plugins
-from automate_core.admin import RedactedPayloadAdmin, TenantScopedAdmin
+from automate_core.admin_base import RedactedPayloadAdmin, TenantScopedAdmin
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
 from automate_core.governance.redaction import REDACTED, redact

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from automate_core.admin import TenantScopedAdmin
+from automate_core.admin_base import TenantScopedAdmin
 from automate_core.governance import audit
 from automate_core.governance.redaction import redact
 from automate_core.tenancy.models import TenantMembership
