@@ -3,4 +3,5 @@ from django.apps import AppConfig
 
 class AutomateModalConfig(AppConfig):
     name = "automate_modal"
+    verbose_name = "Modal GPU jobs"
     default_auto_field = "django.db.models.BigAutoField"
