@@ -11,8 +11,9 @@ tenant (or a prompt) can influence, so each URL is checked here before any byte 
   :func:`check_url` on every request, redirect hops included (httpx sends each hop as a new
   request), and then connects to exactly the addresses that were approved. There is no second
   DNS lookup, so DNS rebinding has no window; the ``Host`` header, TLS SNI and certificate
-  verification still use the original hostname. :func:`httpx2_client` is the same for
-  ``httpx2``, the httpx fork the openai and anthropic SDKs are built on.
+  verification still use the original hostname. :func:`httpx2_client` and
+  :func:`async_httpx2_client` are the same for ``httpx2``, the httpx fork the openai, anthropic
+  and MCP SDKs are built on.
 
 Ambiguous spellings are refused rather than interpreted: a URL that two parsers could read
 differently (``http://127.1/``, ``http://0x7f.1/``, ``http://a@b/``, backslashes, percent-encoded
@@ -55,12 +56,14 @@ Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 __all__ = [
     "AsyncEgressTransport",
+    "AsyncHttpx2EgressTransport",
     "CheckedURL",
     "EgressDenied",
     "EgressTransport",
     "Httpx2EgressTransport",
     "Resolver",
     "async_http_client",
+    "async_httpx2_client",
     "check_url",
     "host_matches",
     "http_client",
@@ -568,10 +571,11 @@ class _PinnedBackend(httpcore.NetworkBackend):
 
 
 class _AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
-    """The async twin of :class:`_PinnedBackend`."""
+    """The async twin of :class:`_PinnedBackend` (``core`` as there)."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(self, inner: Any, core: ModuleType = httpcore) -> None:
         self._inner = inner
+        self._connect_errors: tuple[type[Exception], ...] = (core.ConnectError, core.ConnectTimeout)
 
     async def connect_tcp(
         self,
@@ -588,7 +592,7 @@ class _AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
                 return await self._inner.connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            except self._connect_errors as exc:
                 last_error = exc
         assert last_error is not None  # addresses is never empty
         raise last_error
@@ -755,6 +759,51 @@ class AsyncEgressTransport(httpx.AsyncHTTPTransport):
             return await super().handle_async_request(request)
 
 
+class AsyncHttpx2EgressTransport(httpx2.AsyncHTTPTransport):
+    """The async twin of :class:`Httpx2EgressTransport` (the MCP SDK's HTTP transports)."""
+
+    def __init__(
+        self,
+        *,
+        tenant: Tenant | None = None,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx2.Limits | None = None,
+        local_address: str | None = None,
+        retries: int = 0,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> None:
+        self._tenant = tenant
+        self._resolver = resolver
+        options = _pool_options(
+            verify,
+            cert,
+            trust_env,
+            http1,
+            http2,
+            cast(Any, limits),
+            local_address,
+            retries,
+            socket_options,
+            create_ssl_context=httpx2.create_ssl_context,
+        )
+        backend = _AsyncPinnedBackend(httpcore2.AnyIOBackend(), core=httpcore2)
+        self._pool = httpcore2.AsyncConnectionPool(
+            network_backend=cast(httpcore2.AsyncNetworkBackend, backend), **options
+        )
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        checked = await anyio.to_thread.run_sync(
+            functools.partial(check_url, request.url, self._tenant, resolver=self._resolver)
+        )
+        with _pinned_to(checked):
+            return await super().handle_async_request(request)
+
+
 # Client options that would send requests around the guarded transport.
 _BYPASSING_OPTIONS = ("transport", "mounts", "proxy", "proxies", "app", "uds")
 # Client options that configure the transport; httpx ignores them when a transport is given.
@@ -805,3 +854,13 @@ def httpx2_client(
     options = _split_options(httpx_kwargs)
     transport = Httpx2EgressTransport(tenant=tenant, resolver=resolver, **options)
     return httpx2.Client(transport=transport, **httpx_kwargs)
+
+
+def async_httpx2_client(
+    tenant: Tenant | None = None, *, resolver: Resolver | None = None, **httpx_kwargs: Any
+) -> httpx2.AsyncClient:
+    """The :class:`httpx2.AsyncClient` counterpart of :func:`httpx2_client`: pass it as the MCP
+    SDK's ``http_client`` (or return it from an ``httpx_client_factory``)."""
+    options = _split_options(httpx_kwargs)
+    transport = AsyncHttpx2EgressTransport(tenant=tenant, resolver=resolver, **options)
+    return httpx2.AsyncClient(transport=transport, **httpx_kwargs)

@@ -16,8 +16,13 @@ import httpx
 import pytest
 import trustme
 
-from automate_core.governance.egress import EgressDenied, async_http_client, http_client
-from tests.automate_core.governance.fake_network import (
+from automate_core.governance.egress import (
+    EgressDenied,
+    async_http_client,
+    async_httpx2_client,
+    http_client,
+)
+from automate_core.testing.fake_network import (
     FakeResolver,
     LoopbackServer,
     Route,
@@ -232,3 +237,24 @@ async def test_async_client_refuses_a_redirect_to_metadata(allow_server, server)
             await client.get(f"http://127.0.0.1:{server.port}/start")
 
     assert [seen.path for seen in server.seen] == ["/start"]
+
+
+@pytest.mark.anyio
+async def test_async_httpx2_client_pins_the_checked_address(allow_server, server, system_lookups):
+    resolver = FakeResolver({PARTNER: ["127.0.0.1"]})
+
+    async with async_httpx2_client(resolver=resolver, timeout=5) as client:
+        response = await client.get(f"http://{PARTNER}:{server.port}/hello")
+
+    assert (response.status_code, response.text) == (200, "ok")
+    assert server.seen[0].headers["Host"] == f"{PARTNER}:{server.port}"
+    assert system_lookups == []
+
+
+@pytest.mark.anyio
+async def test_async_httpx2_client_refuses_loopback_by_default(server) -> None:
+    async with async_httpx2_client(timeout=5) as client:
+        with pytest.raises(EgressDenied, match="loopback"):
+            await client.get(f"http://127.0.0.1:{server.port}/")
+
+    assert server.seen == []
