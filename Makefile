@@ -23,9 +23,12 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# lint-imports checks the import contracts in .importlinter (core imports no app; apps meet
+# only through each other's services).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy automate_site automate_core automate_llm rag automate_datachat automate_modal mcp_bridge widgets
 
 format: install
