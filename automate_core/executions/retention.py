@@ -1,8 +1,9 @@
 """Execution retention: finished runs (and their StepRuns) are deleted after a retention period.
 
 ``AUTOMATE["EXECUTION_RETENTION_DAYS"]`` (default 30; ``None`` keeps runs forever) is measured
-from a run's ``finished_at``. The outbox worker's maintenance thread calls :func:`prune` a few
-batches at a time; ``manage.py automate_prune`` runs it by hand, with ``--dry-run``.
+from a run's ``finished_at``. The outbox worker's maintenance thread calls :func:`prune_a_few`
+(a few batches at a time); ``manage.py automate_prune`` runs :func:`prune` by hand, with
+``--dry-run``.
 
 What is guaranteed:
 
@@ -16,6 +17,7 @@ What is guaranteed:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +28,11 @@ from django.utils import timezone
 
 from automate_core.conf import automate_settings
 from automate_core.executions.models import Execution, StepRun
+
+logger = logging.getLogger("automate.executions")
+
+#: Batches per maintenance pass; a backlog goes on at the worker's reap interval.
+MAINTENANCE_BATCHES = 10
 
 Progress = Callable[[int], None]
 
@@ -85,6 +92,19 @@ def prune(
         if runs < size:
             return Pruned(executions, step_runs, more=False)
     return Pruned(executions, step_runs, more=_finished_before(before).exists())
+
+
+def prune_a_few() -> bool:
+    """One maintenance pass: a few batches, so the heartbeats sharing the worker's maintenance
+    thread are never held up for long; True when runs are left, to come back soon."""
+    pruned = prune(max_batches=MAINTENANCE_BATCHES)
+    if pruned.executions:
+        logger.info(
+            "pruned %d finished execution(s) and %d step run(s) past retention",
+            pruned.executions,
+            pruned.step_runs,
+        )
+    return pruned.more
 
 
 def _finished_before(before: datetime) -> QuerySet[Execution]:

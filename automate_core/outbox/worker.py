@@ -1,11 +1,11 @@
 """The outbox worker: threads that claim batches and run handlers until told to stop.
 
 A :class:`Worker` runs ``concurrency`` executor threads (each claims a batch, runs its jobs one by
-one), a maintenance thread (heartbeats the leases it holds, re-queues expired leases, releases
-expired budget holds, prunes old jobs and finished executions past retention) and, on Postgres, a
-LISTEN connection whose notifications wake idle threads. Idle threads also wake when the next
-scheduled job is due (``available_at``) and, failing both, every poll interval; the database is
-the only timer.
+one), a maintenance thread (heartbeats the leases it holds, re-queues expired leases, prunes old
+jobs and runs the tasks apps register in :mod:`automate_core.outbox.maintenance`, such as
+releasing expired budget holds) and, on Postgres, a LISTEN connection whose notifications wake
+idle threads. Idle threads also wake when the next scheduled job is due (``available_at``) and,
+failing both, every poll interval; the database is the only timer.
 
 What is guaranteed:
 
@@ -36,7 +36,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections, transaction
 
 from automate_core.conf import automate_settings
-from automate_core.outbox import store
+from automate_core.outbox import maintenance, store
 from automate_core.outbox.handlers import commits_itself, get_handler
 from automate_core.outbox.store import Lease, LeaseLost
 from automate_core.tracing import trace
@@ -45,8 +45,6 @@ logger = logging.getLogger("automate.outbox")
 
 # Shortest idle wait: a due job that could not be claimed is locked by someone finishing a claim.
 MIN_IDLE_WAIT = 0.05
-# Execution pruning batches per maintenance pass; a backlog goes on at the reap interval.
-MAINTENANCE_PRUNE_BATCHES = 10
 
 
 class JobOutcome(StrEnum):
@@ -54,28 +52,6 @@ class JobOutcome(StrEnum):
     RETRY = "retry"
     DEAD = "dead"
     LOST = "lost"
-
-
-def _release_expired_budget_holds() -> None:
-    """Budget reservations of workers that died are released like their leases."""
-    from automate_core.governance.budgets import release_expired
-
-    release_expired()
-
-
-def _prune_executions() -> bool:
-    """Finished runs past retention go a few batches per pass, so heartbeats (same thread) are
-    never held up for long; True when runs are left, to come back soon."""
-    from automate_core.executions.retention import prune
-
-    pruned = prune(max_batches=MAINTENANCE_PRUNE_BATCHES)
-    if pruned.executions:
-        logger.info(
-            "pruned %d finished execution(s) and %d step run(s) past retention",
-            pruned.executions,
-            pruned.step_runs,
-        )
-    return pruned.more
 
 
 def run_job(lease: Lease) -> JobOutcome:
@@ -285,7 +261,7 @@ class Worker:
         """
         previous = self._install_signal_handlers() if handle_signals else {}
         background = [threading.Thread(target=self._maintain, name="outbox-maintenance")]
-        if self.listen and connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        if self.listen:
             background.append(threading.Thread(target=self._listen, name="outbox-listen"))
         executors = [
             threading.Thread(target=self._execute, args=(n,), name=f"outbox-{n}")
@@ -431,24 +407,24 @@ class Worker:
     # Background threads.
 
     def _maintain(self) -> None:
-        """Heartbeat held leases, reap expired ones, release expired budget holds, prune old
-        jobs and executions, each on its own period. An action returning True has work left
-        and runs again after the reap interval instead of its full period."""
+        """Heartbeat held leases, reap expired ones, prune old jobs and run the apps'
+        maintenance tasks, each on its own period. An action returning True has work left and
+        runs again after the reap interval instead of its full period."""
         periods: dict[str, float] = {
             "heartbeat": self.lease_seconds / 3,
             "reap": self.reap_interval,
         }
-        if self.prune_interval:
-            periods["prune"] = self.prune_interval
-            periods["executions"] = self.prune_interval
-        periods["budgets"] = self.reap_interval
         actions: dict[str, Callable[[], Any]] = {
             "heartbeat": self._keeper.beat,
             "reap": self._reap,
-            "prune": store.prune,
-            "executions": _prune_executions,
-            "budgets": _release_expired_budget_holds,
         }
+        if self.prune_interval:
+            periods["prune"] = self.prune_interval
+            actions["prune"] = store.prune
+        for task in maintenance.tasks():
+            period = self.prune_interval if task.every == "prune" else self.reap_interval
+            if period:
+                periods[task.name], actions[task.name] = period, task.run
         due = dict.fromkeys(periods, time.monotonic())
         due["heartbeat"] += periods["heartbeat"]
         try:
