@@ -23,8 +23,11 @@ modal_settings = AppSettings(
         "RETRY_MAX_SECONDS": 120.0,
         # A call still running this long past the endpoint's timeout is cancelled as timed out.
         "TIMEOUT_GRACE_SECONDS": 30,
-        # Python modules the local backend may run functions from (dotted prefixes); the
-        # endpoint's function_name must start with one of them.
-        "LOCAL_MODULES": [],
+        # Modules the local backend may run functions from: an endpoint's function_name (a
+        # dotted path) must lie in one of them, so a tenant's endpoint cannot run arbitrary code.
+        "LOCAL_MODULES": ["automate_modal.demo"],
+        # Where the local backend keeps each call's input, process id and result; empty means
+        # a directory under the system's temporary directory.
+        "LOCAL_WORK_DIR": "",
     },
 )
