@@ -127,7 +127,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["automate_core.api.permissions.IsTenantMember"],
     "DEFAULT_PAGINATION_CLASS": "automate_core.api.pagination.CreatedCursorPagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "automate_core.api.schema.NormalizedErrorSchema",
     "EXCEPTION_HANDLER": "automate_core.api.errors.normalized_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
