@@ -60,7 +60,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.testing.runtime import run_until_idle
@@ -68,8 +68,8 @@ from automate_llm import services
 from automate_llm.gateway import Gateway, Target
 from automate_llm.metering import CallContext
 from automate_llm.models import LLMProvider, LLMRequest
+from automate_llm.testing import AnthropicWire, OpenAIWire, Reply, WireServer
 from automate_llm.types import ChatMessage, ChatOptions
-from tests.automate_llm.wire import AnthropicWire, OpenAIWire, Reply, WireServer
 
 SECRET = "BENCH_LLM_KEY"
 API_KEY = "sk-bench-0123456789abcdef"

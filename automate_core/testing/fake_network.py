@@ -1,5 +1,6 @@
-"""Test doubles for the egress tests: a DNS zone answering like ``socket.getaddrinfo``, and real
-HTTP(S) servers on loopback addresses that record what reached them."""
+"""Test doubles for the network under the egress policy: a DNS zone answering like
+``socket.getaddrinfo`` (patch it in to test name-based rules and DNS rebinding), real HTTP(S)
+servers on loopback addresses that record what reached them, and :func:`configure_egress`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""A real HTTP server on 127.0.0.1 for connector tests: it records every request and answers
-from a script, so a test can say "500, then 502, then 200" and read back what arrived."""
+"""A real HTTP server on 127.0.0.1 for tests of code that calls HTTP services (connectors,
+webhooks, tools): it records every request and answers from a script, so a test can say
+"500, then 502, then 200" and read back what arrived. Loopback is refused by the egress policy
+by default: allow it with :func:`automate_core.testing.fake_network.configure_egress`."""
 
 from __future__ import annotations
 

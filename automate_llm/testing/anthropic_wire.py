@@ -20,8 +20,8 @@ import json
 import uuid
 from typing import Any
 
-from tests.automate_llm.wire.behaviours import CutStream, Embeddings, Reply
-from tests.automate_llm.wire.server import (
+from automate_llm.testing.behaviours import CutStream, Embeddings, Reply
+from automate_llm.testing.wire_server import (
     Exchange,
     RecordedRequest,
     WireRefusal,
@@ -102,7 +102,7 @@ class AnthropicWire(WireServer):
     def _validate_messages(self, messages: Any) -> None:
         if not isinstance(messages, list) or not messages:
             raise WireRefusal(400, "messages: at least one message is required")
-        pending: set[str] = set()
+        pending: set[str | None] = set()
         for index, message in enumerate(messages):
             role = message.get("role") if isinstance(message, dict) else None
             if role not in ("user", "assistant"):

@@ -14,8 +14,8 @@ import time
 import uuid
 from typing import Any
 
-from tests.automate_llm.wire.behaviours import CutStream, Embeddings, Reply
-from tests.automate_llm.wire.server import (
+from automate_llm.testing.behaviours import CutStream, Embeddings, Reply
+from automate_llm.testing.wire_server import (
     Exchange,
     RecordedRequest,
     WireRefusal,

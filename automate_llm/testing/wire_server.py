@@ -20,9 +20,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from tests.automate_llm.wire.behaviours import (
+from automate_llm.testing.behaviours import (
     Behaviour,
     CutStream,
     Embeddings,
@@ -181,7 +181,7 @@ class WireServer:
     def last(self) -> RecordedRequest:
         return self.requests[-1]
 
-    def __enter__(self) -> WireServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

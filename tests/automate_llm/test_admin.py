@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from automate_core.governance.audit import AuditLog
+from automate_core.governance.models import AuditLog
 from automate_core.tenancy.models import TenantMembership
 from automate_core.testing.runtime import run_until_idle
 from automate_llm import prompts
@@ -486,7 +486,7 @@ def test_every_llm_model_has_an_admin_list(admin_client, model):
 def test_the_console_runs_the_rendered_prompt_through_the_gateway(
     admin_client, prompt, wire, wire_model
 ):
-    from tests.automate_llm.wire import Reply
+    from automate_llm.testing import Reply
 
     wire.script(Reply(text="Happy to help, Ada."))
     version = _version(prompt, "Hi {{ name }}!")
@@ -506,7 +506,7 @@ def test_the_console_runs_the_rendered_prompt_through_the_gateway(
 def test_the_console_shows_a_provider_error_instead_of_failing(
     admin_client, prompt, wire, wire_model
 ):
-    from tests.automate_llm.wire import Rejected
+    from automate_llm.testing import Rejected
 
     wire.script(Rejected())
     version = _version(prompt, "Hi {{ name }}!")

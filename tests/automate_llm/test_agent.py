@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 
 from automate_core.executions.models import Execution, StepRun
+from automate_core.testing.loopback import RecordingServer
+from automate_core.testing.loopback import Reply as HttpReply
 from automate_core.testing.runtime import run_until_idle
 from automate_core.workflows import engine
 from automate_core.workflows.graph import validate
 from automate_core.workflows.models import Automation
-from tests.automate_core.connectors.loopback import RecordingServer
-from tests.automate_core.connectors.loopback import Reply as HttpReply
-from tests.automate_llm.wire import Reply, ToolUse
+from automate_llm.testing import Reply, ToolUse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -5,28 +5,24 @@ break or are abandoned, errors, scopes, rate limits and tenant isolation."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.signals import request_finished
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
 from rest_framework.test import APIClient, APIRequestFactory
 
-from automate_core.governance.audit import AuditLog
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import AuditLog, Budget
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
+from automate_core.testing.live_server import wait_for
 from automate_core.testing.runtime import run_until_idle
 from automate_llm.api.chat import ChatView
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
 from automate_llm.pricing import price_for
+from automate_llm.testing import CutStream, Rejected, Reply, ToolUse
+from automate_llm.testing.providers import SERVERS
 from automate_llm.types import Usage
-from tests.automate_llm.conftest import SERVERS
-from tests.automate_llm.wire import CutStream, Rejected, Reply, ToolUse
 
 pytestmark = pytest.mark.django_db
 
@@ -363,7 +359,7 @@ def test_a_client_disconnect_under_uvicorn_closes_the_stream(wire, wire_model, t
             if line.startswith("data:"):
                 break
 
-    request = _wait_for(lambda: LLMRequest.objects.for_tenant(tenant).first())
+    request = wait_for(lambda: LLMRequest.objects.for_tenant(tenant).first())
     assert (request.success, request.error_code) == (False, "llm_stream_cancelled")
     usage = LLMUsage.objects.get(request=request)
     assert usage.output_tokens > 0
@@ -371,38 +367,6 @@ def test_a_client_disconnect_under_uvicorn_closes_the_stream(wire, wire_model, t
     budget.refresh_from_db()
     assert budget.reserved_tokens == 0
     assert budget.spent_tokens == usage.input_tokens + usage.output_tokens
-
-
-def _wait_for(probe, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while (found := probe()) is None:
-        assert time.monotonic() < deadline, "nothing recorded in time"
-        time.sleep(0.05)
-    return found
-
-
-@pytest.fixture
-def asgi_url(monkeypatch) -> Iterator[str]:
-    """The project's ASGI application served by uvicorn on a loopback port, as in production."""
-    uvicorn = pytest.importorskip("uvicorn")
-    from django.core.asgi import get_asgi_application
-
-    # The server's request threads must not keep connections to the test database open.
-    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(get_asgi_application(), lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    listener.close()
 
 
 # -- budgets -------------------------------------------------------------------------------------

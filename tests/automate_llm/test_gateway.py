@@ -16,9 +16,7 @@ from automate_llm.errors import (
     ProviderUnavailable,
 )
 from automate_llm.gateway import Attempts, Gateway, Target
-from automate_llm.types import ChatMessage, ChatOptions
-from tests.automate_llm.conftest import MODELS
-from tests.automate_llm.wire import (
+from automate_llm.testing import (
     CutStream,
     Malformed,
     RateLimited,
@@ -26,6 +24,8 @@ from tests.automate_llm.wire import (
     Reply,
     ServerError,
 )
+from automate_llm.testing.providers import MODELS
+from automate_llm.types import ChatMessage, ChatOptions
 
 HELLO = [ChatMessage(role="user", content="Say hello.")]
 OPTIONS = ChatOptions(model="", idempotency_key="run-7:step-a")

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from automate_core.errors import InvalidInputError
 from automate_llm.errors import StructuredOutputInvalid
 from automate_llm.gateway import OutputMismatch, OutputSchema, Target
+from automate_llm.testing import Reply
+from automate_llm.testing.providers import MODELS
 from automate_llm.types import ChatMessage, ChatOptions
-from tests.automate_llm.conftest import MODELS
-from tests.automate_llm.wire import Reply
 
 ASK = [ChatMessage(role="user", content="Extract the person: Ada Lovelace, 36.")]
 PERSON = {

@@ -20,9 +20,7 @@ from automate_llm.errors import (
 )
 from automate_llm.models import LLMProvider as ProviderRow
 from automate_llm.providers.base import LLMProvider
-from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolCall, ToolSpec
-from tests.automate_llm.conftest import MODELS, WIRE_API_KEY
-from tests.automate_llm.wire import (
+from automate_llm.testing import (
     CutStream,
     Malformed,
     RateLimited,
@@ -32,6 +30,8 @@ from tests.automate_llm.wire import (
     ToolUse,
     WireServer,
 )
+from automate_llm.testing.providers import MODELS, WIRE_API_KEY
+from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolCall, ToolSpec
 
 HELLO = [ChatMessage(role="user", content="Say hello.")]
 WEATHER = ToolSpec(

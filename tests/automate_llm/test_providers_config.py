@@ -11,8 +11,8 @@ from automate_llm.errors import ProviderRejected
 from automate_llm.providers.anthropic import AnthropicProvider
 from automate_llm.providers.base import provider_class
 from automate_llm.providers.openai import OpenAIProvider
+from automate_llm.testing import Embeddings, Rejected
 from automate_llm.types import ChatMessage, ChatOptions
-from tests.automate_llm.wire import Embeddings, Rejected
 
 HELLO = [ChatMessage(role="user", content="Hi")]
 KEY = {"$secret": "OPENAI_KEY"}

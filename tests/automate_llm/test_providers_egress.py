@@ -9,8 +9,8 @@ import socket
 import pytest
 
 from automate_core.governance.egress import EgressDenied, httpx2_client
+from automate_core.testing.fake_network import FakeResolver, configure_egress
 from automate_llm.types import ChatMessage, ChatOptions
-from tests.automate_core.governance.fake_network import FakeResolver, configure_egress
 
 HELLO = [ChatMessage(role="user", content="Hi")]
 OPTIONS = ChatOptions(model="m", max_tokens=5)

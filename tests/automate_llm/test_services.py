@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from automate_core.errors import InvalidInputError
-from automate_core.governance.budget_models import Budget
 from automate_core.governance.budgets import BudgetExceeded
+from automate_core.governance.models import Budget
 from automate_core.testing.runtime import run_until_idle
 from automate_llm import services
 from automate_llm.errors import (
@@ -22,9 +22,9 @@ from automate_llm.errors import (
 from automate_llm.metering import CallContext
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest, LLMUsage
 from automate_llm.pricing import price_for
+from automate_llm.testing import CutStream, Embeddings, Rejected, Reply, ServerError
+from automate_llm.testing.providers import WIRE_API_KEY
 from automate_llm.types import Usage
-from tests.automate_llm.conftest import WIRE_API_KEY
-from tests.automate_llm.wire import CutStream, Embeddings, Rejected, Reply, ServerError
 
 ASK = [{"role": "user", "content": "What is 2 + 2?"}]
 

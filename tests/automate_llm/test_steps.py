@@ -16,7 +16,7 @@ from automate_core.workflows.models import Automation
 from automate_llm import prompts
 from automate_llm import steps as llm_steps
 from automate_llm.models import LLMRequest
-from tests.automate_llm.wire import Reply, ServerError
+from automate_llm.testing import Reply, ServerError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,7 @@ def test_the_step_idempotency_key_reaches_the_provider_on_every_attempt(tenant, 
 
 
 def test_a_workflow_budget_scope_applies_to_its_ai_steps(tenant, wire, wire_model):
-    from automate_core.governance.budget_models import Budget
+    from automate_core.governance.models import Budget
 
     Budget.objects.create(
         tenant=tenant, scope_type="workflow", scope_id="ai-flow", period="total", limit_tokens=10

@@ -20,15 +20,15 @@ import pytest
 from automate_core.executions.models import Execution, StepRun
 from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import Tenant
+from automate_core.testing.loopback import RecordingServer
+from automate_core.testing.loopback import Reply as HttpReply
 from automate_core.workflows import engine
 from automate_core.workflows.models import Automation
 from automate_llm.metering import RECORD_JOB
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest
-from tests.automate_core.connectors.loopback import RecordingServer
-from tests.automate_core.connectors.loopback import Reply as HttpReply
+from automate_llm.testing import Reply, ToolUse, WireServer
+from automate_llm.testing.providers import MODELS, SERVERS, WIRE_API_KEY, WIRE_SECRET
 from tests.automate_core.outbox.conftest import start_worker
-from tests.automate_llm.conftest import MODELS, SERVERS, WIRE_API_KEY, WIRE_SECRET
-from tests.automate_llm.wire import Reply, ToolUse, WireServer
 
 pytestmark = pytest.mark.e2e
 

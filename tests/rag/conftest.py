@@ -1,23 +1,12 @@
-"""Fixtures of the RAG tests: test embedding providers beside the real local one, and the LLM
-gateway's wire servers and providers (``wire``, ``wire_model``, ``make_wire_provider``...) for
-the answer tests, imported from ``tests/automate_llm/`` (``asgi_url``: the site under uvicorn)."""
+"""Fixtures of the RAG tests: test embedding providers beside the real local one. The answer
+tests' wire servers and providers (``wire``, ``wire_model``, ``make_wire_provider``...) come
+from the plugin :mod:`automate_llm.testing.fixtures`, ``asgi_url`` from ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import pytest
 
 from rag.models import EmbeddingModel
-from tests.automate_llm.conftest import (  # noqa: F401  (fixtures)
-    allow_loopback,
-    anthropic_wire,
-    make_wire_provider,
-    openai_wire,
-    wire,
-    wire_model,
-    wire_provider,
-    wire_secret,
-)
-from tests.automate_llm.test_chat_api import asgi_url  # noqa: F401  (uvicorn serving the site)
 
 from .embedders import TEST_PROVIDERS, CountingEmbedder
 

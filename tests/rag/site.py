@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.automate_core.connectors.loopback import Received, RecordingServer, Reply
+from automate_core.testing.loopback import Received, RecordingServer, Reply
 
 
 class Site(RecordingServer):

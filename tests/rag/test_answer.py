@@ -17,10 +17,10 @@ from automate_core.workflows.models import Automation
 from automate_llm.errors import NoProviderConfigured
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
 from automate_llm.services import CallContext
+from automate_llm.testing import CutStream, Reply
 from rag import services
 from rag.errors import InvalidRetrievalConfig
 from rag.services import cited_markers
-from tests.automate_llm.wire import CutStream, Reply
 
 from .embedders import CountingEmbedder
 from .factories import handbook

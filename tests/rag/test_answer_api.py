@@ -11,14 +11,14 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 from automate_core.tenancy.models import APIKey
+from automate_core.testing.live_server import wait_for
 from automate_core.testing.runtime import run_until_idle
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
+from automate_llm.testing import AnthropicWire, CutStream, OpenAIWire, Reply
+from automate_llm.testing.providers import MODELS
 from rag import services
-from tests.automate_llm.conftest import MODELS
-from tests.automate_llm.test_chat_api import _wait_for
-from tests.automate_llm.wire import AnthropicWire, CutStream, OpenAIWire, Reply
 
 from .conftest import configure_rag
 from .factories import HANDBOOK, handbook, make_endpoint, make_source, push
@@ -297,7 +297,7 @@ def test_a_client_disconnect_under_uvicorn_closes_the_model_stream(
             if line.startswith("data:"):
                 break
 
-    request = _wait_for(lambda: LLMRequest.objects.for_tenant(tenant).first())
+    request = wait_for(lambda: LLMRequest.objects.for_tenant(tenant).first())
     assert (request.success, request.error_code) == (False, "llm_stream_cancelled")
     assert len(request.response["text"]) < len(long_answer)
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 from automate_core.testing.runtime import run_until_idle
 from automate_core.tracing import trace
 from automate_llm.models import LLMRequest, LLMUsage
+from automate_llm.testing import Embeddings, OpenAIWire, Rejected
 from rag import services
 from rag.conf import STORED_DIMENSIONS
 from rag.embedders.gateway import GatewayEmbedder
 from rag.embeddings import EmbeddingContext, embedder_class
 from rag.errors import EmbeddingError
 from rag.models import Chunk, EmbeddingCacheEntry, EmbeddingModel
-from tests.automate_llm.wire import Embeddings, OpenAIWire, Rejected
 
 from .conftest import configure_rag
 from .factories import HANDBOOK, handbook, make_endpoint, make_source, push

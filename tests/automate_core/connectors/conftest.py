@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.automate_core.connectors.loopback import RecordingServer
+from automate_core.testing.loopback import RecordingServer
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from automate_core.connectors.base import ConnectorContext, ConnectorError, connector_class
 from automate_core.connectors.builtin.email import EmailConnector, message_id_for
 from automate_core.testing.contracts import ConnectorContractTest
-from tests.automate_core.connectors.loopback import closed_port
+from automate_core.testing.loopback import closed_port
 
 
 class TestEmailConnectorContract(ConnectorContractTest):

@@ -12,7 +12,7 @@ from automate_core.connectors.base import ConnectorContext, ConnectorError, conn
 from automate_core.connectors.builtin.http import HttpConnector, HttpStatusError
 from automate_core.governance.egress import EgressDenied
 from automate_core.testing.contracts import ConnectorContractTest
-from tests.automate_core.connectors.loopback import RecordingServer, Reply, closed_port
+from automate_core.testing.loopback import RecordingServer, Reply, closed_port
 
 TOKEN = "Bearer s3cret-token-0123456789"
 NO_JITTER = {"max_attempts": 3, "backoff_base": 0.5, "backoff_max": 8, "jitter": 0}

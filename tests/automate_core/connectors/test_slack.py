@@ -13,7 +13,7 @@ from automate_core.connectors.base import ConnectorContext, ConnectorError, conn
 from automate_core.connectors.builtin.slack import SlackAPIError, SlackConnector
 from automate_core.governance.egress import EgressDenied
 from automate_core.testing.contracts import ConnectorContractTest
-from tests.automate_core.connectors.loopback import Received, RecordingServer, Reply
+from automate_core.testing.loopback import Received, RecordingServer, Reply
 
 BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
 HOOK_PATH = "/services/T000/B000/hooksecret123"

@@ -18,7 +18,7 @@ from automate_core.connectors.builtin.webhook import (
     verify_signature,
 )
 from automate_core.testing.contracts import ConnectorContractTest
-from tests.automate_core.connectors.loopback import RecordingServer, Reply
+from automate_core.testing.loopback import RecordingServer, Reply
 
 SECRET = "whsec-test-0123456789abcdef"
 NOW = 1_700_000_000

@@ -17,7 +17,7 @@ from automate_core.governance.egress import (
     host_matches,
     validate_host_pattern,
 )
-from tests.automate_core.governance.fake_network import (
+from automate_core.testing.fake_network import (
     PUBLIC_ADDRESS,
     FakeResolver,
     configure_egress,

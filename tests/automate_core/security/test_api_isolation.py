@@ -360,9 +360,9 @@ def test_llm_usage_report_counts_only_the_callers_calls(world, forgery):
 def test_llm_chat_reaches_only_the_callers_provider(world, forgery, settings, monkeypatch):
     """Both tenants have provider ``main`` and model config ``fast``, each on its own server:
     whatever A names or forges, only A's server is called, and every record is A's."""
+    from automate_core.testing.fake_network import configure_egress
     from automate_llm.models import LLMProvider, LLMRequest
-    from tests.automate_core.governance.fake_network import configure_egress
-    from tests.automate_llm.wire import OpenAIWire, Reply
+    from automate_llm.testing import OpenAIWire, Reply
 
     configure_egress(settings, EGRESS_ALLOW_PRIVATE=["127.0.0.1"])
     monkeypatch.setenv("AUTOMATE_SECRET_OPENAI_KEY", "sk-isolation-0123456789")

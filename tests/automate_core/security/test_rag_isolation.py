@@ -158,9 +158,9 @@ def test_answer_with_a_key_of_a_uses_only_a_passages_and_a_provider(
 ):
     """Both tenants have provider ``main`` and endpoint ``support``, each provider on its own
     server: whatever A forges, only A's chunks reach only A's server, and every record is A's."""
+    from automate_core.testing.fake_network import configure_egress
     from automate_llm.models import LLMProvider, LLMRequest
-    from tests.automate_core.governance.fake_network import configure_egress
-    from tests.automate_llm.wire import OpenAIWire, Reply
+    from automate_llm.testing import OpenAIWire, Reply
 
     configure_egress(settings, EGRESS_ALLOW_PRIVATE=["127.0.0.1"])
     monkeypatch.setenv("AUTOMATE_SECRET_OPENAI_KEY", "sk-isolation-0123456789")
