@@ -94,3 +94,21 @@ def install_log_record_factory() -> None:
 
     factory.adds_trace_id = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(factory)
+
+
+class TraceIdLogFilter(logging.Filter):
+    """Puts the request's trace id on records logged after the request's trace ended.
+
+    Django logs a request's 4xx/5xx (``django.request``, ``django.server``) once the middleware
+    chain has returned, outside :class:`TraceIdMiddleware`'s trace; those records carry the
+    request, which carries its trace id. Attach it to handlers, before any formatting filter.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        trace_id = getattr(request, "trace_id", None)
+        if trace_id and getattr(record, "trace_id", "-") == "-":
+            record.trace_id = trace_id
+        elif not hasattr(record, "trace_id"):
+            record.trace_id = current_trace_id() or "-"
+        return True

@@ -157,9 +157,17 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s [%(trace_id)s] %(name)s: %(message)s"}
     },
     # Every record is scrubbed of credentials and resolved secret values before it is written.
-    "filters": {"redact": {"()": "automate_core.governance.redaction.RedactingLogFilter"}},
+    "filters": {
+        # django.request logs a request's errors after its trace ended: take the id from it.
+        "trace_id": {"()": "automate_core.tracing.TraceIdLogFilter"},
+        "redact": {"()": "automate_core.governance.redaction.RedactingLogFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["trace_id", "redact"],
+        }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
