@@ -1,0 +1,132 @@
+"""Admin of embeds (with the snippet to copy), their conversations and the feedback on answers.
+
+Every change to an embed is audited; rotating an embed's signing key invalidates the end-user
+and conversation tokens issued before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from automate_core.admin_base import TenantScopedAdmin
+from automate_core.governance import audit
+from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
+from widgets.snippet import inline_snippet, install_snippet
+
+
+@admin.register(ChatEmbed)
+class ChatEmbedAdmin(TenantScopedAdmin):
+    list_display = ("name", "tenant", "publishable_key", "identity_mode", "is_active")
+    list_filter = ("identity_mode", "is_active")
+    search_fields = ("name", "publishable_key")
+    readonly_fields = ("publishable_key", "token_generation", "created_at", "updated_at")
+    actions = ["rotate_signing_key"]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        embed = self.get_object(request, object_id) if object_id else None
+        if embed is not None:
+            base = request.build_absolute_uri("/")
+            extra_context["install_snippet"] = install_snippet(embed, base)
+            extra_context["inline_snippet"] = inline_snippet(embed, base)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: ChatEmbed, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit.record(
+                f"widgets.embed.{'change' if change else 'create'}",
+                actor=audit.actor_for_request(request),
+                tenant=obj.tenant,
+                target=f"widgets.embed:{obj.pk}",
+                data={name: form.cleaned_data.get(name) for name in form.changed_data},
+            )
+
+    def delete_model(self, request: HttpRequest, obj: ChatEmbed) -> None:
+        with transaction.atomic():
+            audit.record(
+                "widgets.embed.delete",
+                actor=audit.actor_for_request(request),
+                tenant=obj.tenant,
+                target=f"widgets.embed:{obj.pk}",
+            )
+            super().delete_model(request, obj)
+
+    @admin.action(description="Rotate the signing key (logs every visitor out)")
+    def rotate_signing_key(self, request: HttpRequest, queryset: QuerySet[ChatEmbed]) -> None:
+        with transaction.atomic():
+            for embed in queryset:
+                audit.record(
+                    "widgets.embed.rotate_key",
+                    actor=audit.actor_for_request(request),
+                    tenant=embed.tenant,
+                    target=f"widgets.embed:{embed.pk}",
+                )
+            queryset.update(token_generation=F("token_generation") + 1)
+        self.message_user(request, "Signing keys rotated.", messages.SUCCESS)
+
+
+class MessageInline(admin.TabularInline):
+    model = WidgetMessage
+    fields = ("created_at", "role", "text", "status", "rating", "comment")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WidgetConversation)
+class WidgetConversationAdmin(TenantScopedAdmin):
+    list_display = ("created_at", "embed", "end_user", "origin", "signed")
+    list_filter = ("signed",)
+    search_fields = ("end_user",)
+    readonly_fields = ("embed", "origin", "end_user", "signed", "claims", "created_at")
+    inlines = [MessageInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(WidgetMessage)
+class WidgetMessageAdmin(TenantScopedAdmin):
+    """Answers with the visitors' feedback (filter by rating to read the thumbs down)."""
+
+    list_display = ("created_at", "embed", "role", "status", "rating", "short_text")
+    list_filter = ("role", "status", "rating")
+    readonly_fields = (
+        "embed",
+        "conversation",
+        "role",
+        "text",
+        "status",
+        "citations",
+        "error",
+        "request_id",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "rating",
+        "comment",
+        "rated_at",
+        "created_at",
+    )
+
+    @admin.display(description="text")
+    def short_text(self, obj: WidgetMessage) -> str:
+        return obj.text[:80]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
