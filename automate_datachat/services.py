@@ -1,0 +1,97 @@
+"""Data chat operations other apps call.
+
+:func:`run_sql` is the one way SQL reaches the data: the guard first, then the read-only
+executor, and an audit row for every attempt (refused, failed or run) that names the dataset,
+the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, never a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from automate_core.governance import audit
+from automate_datachat import executor, guard
+from automate_datachat.definitions import DatasetDefinition
+from automate_datachat.errors import DatasetNotFound, SQLExecutionFailed, SQLRejected
+from automate_datachat.registry import resolve_dataset
+from automate_datachat.results import QueryResult
+
+if TYPE_CHECKING:
+    from automate_core.tenancy.models import Tenant
+    from automate_datachat.models import Dataset
+
+__all__ = ["dataset_for", "run_sql"]
+
+
+def dataset_for(tenant: Tenant, dataset: Dataset | DatasetDefinition | str) -> DatasetDefinition:
+    """``dataset`` (a slug, a ``Dataset`` row or a definition) bound to ``tenant``; a row or a
+    bound definition of another tenant is not found."""
+    if isinstance(dataset, str):
+        return resolve_dataset(tenant, dataset)
+    if isinstance(dataset, DatasetDefinition):
+        if dataset.tenant_id is None:
+            return dataset.bind(tenant.pk)
+        definition = dataset
+    else:
+        definition = dataset.definition()
+    if definition.tenant_id != str(tenant.pk):
+        raise DatasetNotFound(details={"dataset": definition.slug})
+    return definition
+
+
+def run_sql(
+    *,
+    tenant: Tenant,
+    dataset: Dataset | DatasetDefinition | str,
+    sql: str,
+    actor: str | Any = None,
+) -> QueryResult:
+    """Guard ``sql`` against ``dataset`` for ``tenant`` and run it read-only as the data chat
+    role. Raises :class:`SQLRejected` or :class:`SQLExecutionFailed` (after auditing it)."""
+    definition = dataset_for(tenant, dataset)
+    entry: dict[str, Any] = {
+        "dataset": definition.slug,
+        "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+    }
+    try:
+        guarded = guard.check(sql, definition)
+        result = executor.execute(guarded)
+    except (SQLRejected, SQLExecutionFailed) as exc:
+        # The reason code or SQLSTATE only: a Postgres message can quote a row value.
+        reason = exc.details.get("reason") or exc.details.get("sqlstate", "")
+        _audit(tenant, actor, {**entry, "outcome": exc.code, "reason": reason})
+        raise
+    _audit(
+        tenant,
+        actor,
+        {
+            **entry,
+            "outcome": "ok",
+            "tables": list(guarded.tables),
+            "row_count": result.row_count,
+            "truncated": result.truncated,
+            "duration_ms": result.duration_ms,
+        },
+    )
+    return result
+
+
+def _audit(tenant: Tenant, actor: Any, data: dict[str, Any]) -> None:
+    audit.record(
+        "datachat.query",
+        actor=_actor(actor),
+        tenant=tenant,
+        target=f"datachat:{data['dataset']}",
+        data=data,
+    )
+
+
+def _actor(actor: Any) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    if getattr(actor, "is_authenticated", False):
+        return f"user:{actor.pk}"
+    return str(actor)

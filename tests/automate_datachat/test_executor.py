@@ -1,0 +1,128 @@
+"""The executor: the database stops what the guard refuses even when the guard is bypassed;
+results are capped, typed and JSON-safe; every run is audited without its values."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.db import connection
+
+from automate_core.governance.audit import AuditLog
+from automate_datachat import executor, services
+from automate_datachat.errors import SQLExecutionFailed, SQLRejected, SQLTimeout
+
+from .attacks import EXECUTOR_STOPS
+from .shop import CUSTOMERS, ORDERS
+
+BYPASS = [(category, sql) for category, items in EXECUTOR_STOPS.items() for sql in items]
+
+
+def shop_fingerprint() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT count(*) FROM {ORDERS}), (SELECT sum(total) FROM {ORDERS}), "  # noqa: S608
+            f"(SELECT count(*) FROM {CUSTOMERS}), to_regclass('stolen')"
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.parametrize(("category", "sql"), BYPASS)
+def test_the_database_stops_a_refused_statement_sent_past_the_guard(
+    category, sql, db, shop_tenants
+):
+    before = shop_fingerprint()
+    with pytest.raises(SQLExecutionFailed):
+        executor.execute_sql(sql, row_cap=10)
+    assert shop_fingerprint() == before
+
+
+def test_the_role_reads_the_backing_tables_without_the_guard(db, shop_tenants):
+    # The control for the test above: the role and its connection work.
+    result = executor.execute_sql(f"SELECT count(*) FROM {ORDERS}", row_cap=10)  # noqa: S608
+    assert result.rows[0][0] > 0
+
+
+def test_the_role_connection_is_read_only_and_not_superuser(db, shop_tenants):
+    result = executor.execute_sql(
+        "SELECT current_setting('transaction_read_only'), current_setting('is_superuser'), "
+        "current_user",
+        row_cap=1,
+    )
+    assert result.rows == [("on", "off", "automate_datachat")]
+
+
+def test_a_long_query_is_cancelled_by_the_statement_timeout(db, shop_tenants):
+    with pytest.raises(SQLTimeout):
+        executor.execute_sql("SELECT pg_sleep(5)", row_cap=1)
+    assert executor.execute_sql("SELECT 1", row_cap=1).rows == [(1,)]  # connection still usable
+
+
+def test_results_beyond_the_row_cap_are_truncated(db, shop_tenants, shop_dataset):
+    import dataclasses
+
+    small = dataclasses.replace(shop_dataset, row_cap=7).bind(shop_tenants[0].pk)
+    result = services.run_sql(tenant=shop_tenants[0], dataset=small, sql="SELECT id FROM orders")
+    assert (result.row_count, result.truncated) == (7, True)
+    assert result.sql.endswith("LIMIT 8")
+
+
+def test_a_result_within_the_row_cap_is_not_truncated(db, shop_tenants, dataset_a):
+    result = services.run_sql(
+        tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT id FROM orders LIMIT 3"
+    )
+    assert (result.row_count, result.truncated) == (3, False)
+
+
+def test_results_carry_column_types_and_json_safe_values(db, shop_tenants, dataset_a):
+    result = services.run_sql(
+        tenant=shop_tenants[0],
+        dataset=dataset_a,
+        sql="SELECT id, total, placed_at, placed_at::date AS day, NULL::text AS nothing, "
+        "interval '1 day 2 hours' AS span FROM orders ORDER BY id LIMIT 1",
+    )
+    assert [(c.name, c.type) for c in result.columns] == [
+        ("id", "int4"),
+        ("total", "numeric"),
+        ("placed_at", "timestamptz"),
+        ("day", "date"),
+        ("nothing", "text"),
+        ("span", "interval"),
+    ]
+    row = result.to_json()["rows"][0]
+    assert isinstance(row[0], int) and isinstance(row[1], str)
+    assert row[2].startswith("20") and "T" in row[2]
+    assert row[3].count("-") == 2 and row[4] is None and row[5] == "P1DT02H00M00S"
+
+
+def test_run_sql_audits_the_query_without_values(db, shop_tenants, dataset_a):
+    sql = "SELECT name FROM customers WHERE id = 1"
+    result = services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql=sql, actor="user:7")
+    entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
+    assert entry.actor == "user:7" and entry.tenant_id == shop_tenants[0].pk
+    assert entry.target == "datachat:shop"
+    assert entry.data["sql_sha256"] == hashlib.sha256(sql.encode()).hexdigest()
+    assert entry.data["row_count"] == 1 and entry.data["outcome"] == "ok"
+    assert result.rows[0][0] not in repr(entry.data)
+
+
+def test_a_refused_query_is_audited_with_its_reason(db, shop_tenants, dataset_a):
+    with pytest.raises(SQLRejected):
+        services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT pg_sleep(1)")
+    entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
+    assert entry.data["outcome"] == "sql_rejected"
+    assert entry.data["reason"] == "function_not_allowed"
+
+
+def test_a_dataset_bound_to_another_tenant_is_not_found(db, shop_tenants, dataset_b):
+    from automate_datachat.errors import DatasetNotFound
+
+    with pytest.raises(DatasetNotFound):
+        services.run_sql(tenant=shop_tenants[0], dataset=dataset_b, sql="SELECT 1")
+
+
+def test_a_dataset_slug_resolves_to_the_registered_dataset(db, shop_tenants, shop_dataset):
+    result = services.run_sql(
+        tenant=shop_tenants[0], dataset="shop", sql="SELECT count(*) FROM customers"
+    )
+    assert result.rows == [(40,)]
