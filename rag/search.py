@@ -4,7 +4,8 @@ On Postgres the vector side walks the version's own HNSW graph (or searches exac
 filter is selective, or when the graph comes back short), the keyword side uses the tsvector
 GIN index, and both apply the same metadata filter in SQL. On other databases
 :func:`search_python` does the same work exactly, in Python. :mod:`rag.services` puts the
-pieces together.
+pieces together. Table names come from the models' ``_meta``; every value, the version id
+included, is bound.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.errors import InvalidRetrievalConfig
 from rag.filters import MetadataFilter
+from rag.models import Chunk, Document, KnowledgeSource
+
+_CHUNKS = Chunk._meta.db_table
+_DOCUMENTS = Document._meta.db_table
+_SOURCES = KnowledgeSource._meta.db_table
 
 
 class AnswerConfig(BaseModel):
@@ -188,7 +194,7 @@ def _matching_count(version_id: Any, flt: MetadataFilter, cap: int) -> int:
     where, params = flt.to_sql("metadata")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM rag_chunk WHERE index_version_id = %s "  # noqa: S608
+            f"SELECT count(*) FROM (SELECT 1 FROM {_CHUNKS} WHERE index_version_id = %s "  # noqa: S608 -- table from _meta, values bound
             f"AND {where} LIMIT %s) AS matching",
             [version_id, *params, cap],
         )
@@ -204,7 +210,7 @@ def _exact_vector_pg(
     where, params = flt.to_sql("metadata")
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH candidates AS MATERIALIZED (SELECT id, embedding FROM rag_chunk "  # noqa: S608
+            f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {_CHUNKS} "  # noqa: S608 -- table from _meta, values bound
             f"WHERE index_version_id = %s AND {where}) "
             "SELECT id, embedding <=> %s::vector AS distance FROM candidates "
             "ORDER BY distance, id LIMIT %s",
@@ -235,15 +241,17 @@ def _ef_search(value: int) -> Iterator[None]:
 def _hnsw_vector_pg(
     version: Any, vector: str, flt: MetadataFilter, limit: int, ef_search: int
 ) -> list[tuple[uuid.UUID, float]]:
-    """Approximate search through the version's own graph (its partial index matches the
-    literal version id) with ``hnsw.ef_search`` = ``ef_search``."""
+    """Approximate search through the version's own graph with ``hnsw.ef_search`` =
+    ``ef_search``. The planner matches the version's partial index because it plans with the
+    bound version id's value (Django binds on the client by default; an unnamed server-side
+    statement is planned with its parameters too)."""
     where, params = flt.to_sql("metadata")
     with _ef_search(ef_search), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT id, embedding <=> %s::vector AS distance FROM rag_chunk "  # noqa: S608
-            f"WHERE index_version_id = '{version.pk}'::uuid AND {where} "
+            f"SELECT id, embedding <=> %s::vector AS distance FROM {_CHUNKS} "  # noqa: S608 -- table from _meta, values bound
+            f"WHERE index_version_id = %s::uuid AND {where} "
             "ORDER BY embedding <=> %s::vector LIMIT %s",
-            [vector, *params, vector, limit],
+            [vector, version.pk, *params, vector, limit],
         )
         return [(i, float(d)) for i, d in cursor.fetchall()]
 
@@ -297,9 +305,9 @@ def fetch_pg(chunk_ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
     longer (~1.5 ms) than Postgres takes to answer it (~0.3 ms)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.id, c.text, c.title, c.position, c.metadata, c.document_id, d.external_id, "
-            "d.title, s.slug FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id "
-            "JOIN rag_knowledgesource s ON s.id = d.source_id WHERE c.id = ANY(%s)",
+            "SELECT c.id, c.text, c.title, c.position, c.metadata, c.document_id, d.external_id, "  # noqa: S608 -- tables from _meta, values bound
+            f"d.title, s.slug FROM {_CHUNKS} c JOIN {_DOCUMENTS} d ON d.id = c.document_id "
+            f"JOIN {_SOURCES} s ON s.id = d.source_id WHERE c.id = ANY(%s)",
             [chunk_ids],
         )
         rows = cursor.fetchall()
@@ -320,9 +328,9 @@ def keyword_search_pg(
     config = str(rag_settings.TEXT_SEARCH_CONFIG)
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"  # noqa: S608
+            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"  # noqa: S608 -- table from _meta, values bound
             "::tsquery AS query) "
-            "SELECT id, ts_rank(search_vector, q.query, 1) AS rank FROM rag_chunk, q "
+            f"SELECT id, ts_rank(search_vector, q.query, 1) AS rank FROM {_CHUNKS}, q "
             f"WHERE index_version_id = %s AND search_vector @@ q.query AND {where} "
             "ORDER BY rank DESC, id LIMIT %s",
             [config, text, version.pk, *params, limit],
@@ -346,9 +354,9 @@ def highlights_pg(chunk_ids: list[uuid.UUID], text: str) -> dict[uuid.UUID, list
     config = str(rag_settings.TEXT_SEARCH_CONFIG)
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"
+            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"  # noqa: S608 -- table from _meta, values bound
             "::tsquery AS query) "
-            "SELECT id, ts_headline(%s::regconfig, text, q.query, %s) FROM rag_chunk, q "
+            f"SELECT id, ts_headline(%s::regconfig, text, q.query, %s) FROM {_CHUNKS}, q "
             "WHERE id = ANY(%s) AND search_vector @@ q.query",
             [config, text, config, options, chunk_ids],
         )
@@ -401,8 +409,6 @@ def search_python(
 ) -> tuple[list[tuple[uuid.UUID, float]], list[tuple[uuid.UUID, float]]]:
     """Exact vector search and a term-overlap keyword ranking over every chunk of the version.
     Correct on any database; meant for SQLite and small indexes."""
-    from rag.models import Chunk
-
     rows = [
         (pk, metadata, embedding, title, body)
         for pk, metadata, embedding, title, body in Chunk.objects.filter(
