@@ -1,0 +1,28 @@
+"""``AUTOMATE_MCP`` settings with defaults (see docs/mcp.md "Settings")."""
+
+from __future__ import annotations
+
+from automate_core.conf import AppSettings
+
+mcp_settings = AppSettings(
+    "AUTOMATE_MCP",
+    defaults={
+        # The only commands a stdio server may run, by name: {"files": {"command": "npx",
+        # "args": ["-y", "@modelcontextprotocol/server-filesystem", "/srv/docs"], "env": {}}}.
+        # A server names one of these keys; no tenant or API caller ever supplies a command.
+        "STDIO_COMMANDS": {},
+        # Seconds to open a session (connect and handshake).
+        "CONNECT_TIMEOUT_SECONDS": 10.0,
+        # Seconds a whole sync may take (every page of tools, resources and prompts).
+        "SYNC_TIMEOUT_SECONDS": 300.0,
+        # Seconds a whole tool call may take (session, pin check and the call).
+        "CALL_TIMEOUT_SECONDS": 60.0,
+        # Tool calls per server, across all its callers (a sliding window in Redis).
+        "CALL_RATE_LIMIT": "600/min",
+        # Largest number of tools/list pages one sync follows (a server that never ends its
+        # pagination cannot hang a sync).
+        "MAX_LIST_PAGES": 1000,
+        # Rate of the sync and health endpoints of the API, per key.
+        "API_RATE_LIMIT": "60/min",
+    },
+)

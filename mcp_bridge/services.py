@@ -1,0 +1,345 @@
+"""Operations other apps and the API call: find servers and tools, queue syncs, check health,
+approve or reject tool definitions, and call tools.
+
+A tool call (:func:`call_tool`) does, in order, before anything is sent: the tool must be
+``approved``; the argument policy applies; the arguments must fit the *approved* input schema;
+the server's rate limit admits the call. Then, in one session, the server's live definition of
+the tool is read and pinned: if it differs from the approved pin, the call is refused and the
+tool quarantined. Only then is ``tools/call`` sent, with the caller's idempotency key in
+``_meta``, within ``CALL_TIMEOUT_SECONDS``. Every call that reaches the rate limit writes one
+audit row (tool, pin, redacted arguments, outcome, trace id), refused or not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
+
+import mcp_types
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from automate_core.errors import AutomateError, ConflictError
+from automate_core.governance import audit, ratelimit
+from automate_core.outbox import store
+from automate_core.tenancy.models import Tenant
+from automate_core.tracing import current_trace_id, trace
+from mcp_bridge import client
+from mcp_bridge.conf import mcp_settings
+from mcp_bridge.errors import (
+    MCPServerNotFound,
+    MCPToolNotFound,
+    ToolCallFailed,
+    ToolCallRateLimited,
+    ToolDefinitionChanged,
+    ToolNotCallable,
+)
+from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
+from mcp_bridge.pins import pin_of
+from mcp_bridge.policy import apply_argument_policy, validate_arguments
+from mcp_bridge.results import ToolResult, normalize
+from mcp_bridge.sync import record_quarantine
+
+#: The ``_meta`` key carrying the caller's idempotency key (stable across a step's retries),
+#: so a server that honours it can skip a repeated call.
+IDEMPOTENCY_META_KEY = "io.django-automate/idempotency-key"
+#: The ``_meta`` key carrying the trace id of the call.
+TRACE_META_KEY = "io.django-automate/trace-id"
+
+TenantLike = Tenant | uuid.UUID | str
+
+
+# -- lookups -------------------------------------------------------------------------------------
+
+
+def get_server(tenant: TenantLike, key: str) -> MCPServer:
+    """The tenant's server with slug (or id) ``key``; another tenant's is not found."""
+    rows = MCPServer.objects.for_tenant(tenant).select_related("tenant")
+    found = rows.filter(slug=key).first()
+    if found is None and _is_uuid(key):
+        found = rows.filter(pk=key).first()
+    if found is None:
+        raise MCPServerNotFound(f"No MCP server {key!r} in this tenant")
+    return found
+
+
+def get_tool(tenant: TenantLike, server: str, name: str) -> MCPTool:
+    """Tool ``name`` of the tenant's server ``server`` (slug or id)."""
+    found_server = get_server(tenant, server)
+    tool = (
+        MCPTool.objects.filter(server=found_server, name=name)
+        .select_related("server__tenant", "approved_version")
+        .first()
+    )
+    if tool is None:
+        raise MCPToolNotFound(f"No tool {name!r} on MCP server {found_server.slug!r}")
+    return tool
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+# -- sync and health -----------------------------------------------------------------------------
+
+
+def queue_sync(server: MCPServer, *, actor: str = "system") -> Any:
+    """Enqueue a sync of ``server`` (outbox job ``mcp.sync``) in the caller's transaction."""
+    with transaction.atomic():
+        MCPServer.objects.filter(pk=server.pk).update(status=MCPServer.Status.QUEUED)
+        job = store.enqueue("mcp.sync", {"server": str(server.pk)}, tenant=server.tenant_id)
+        audit.record(
+            "mcp.server.sync_queued",
+            actor=actor,
+            tenant=server.tenant,
+            target=f"mcp.server:{server.slug}",
+        )
+    return job
+
+
+def check_health(server: MCPServer) -> dict[str, Any]:
+    """Open a session to ``server`` now; the outcome is stored in ``server.health``."""
+    started = timezone.now()
+    try:
+        connection = client.connection_for(server)
+        health = client.run(
+            lambda: client.probe(connection), timeout=float(mcp_settings.CONNECT_TIMEOUT_SECONDS)
+        )
+    except AutomateError as exc:
+        health = {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+    health["checked_at"] = started.isoformat()
+    MCPServer.objects.filter(pk=server.pk).update(health=health)
+    server.health = health
+    return health
+
+
+# -- approval ------------------------------------------------------------------------------------
+
+
+def approve_tool(tool: MCPTool, *, actor: str, expected_pin: str | None = None) -> MCPToolVersion:
+    """Approve the tool's live definition as a new immutable version (audited).
+
+    ``expected_pin`` is the pin the reviewer saw: if the server changed the definition since,
+    the approval is refused (ConflictError) instead of approving something nobody read.
+    """
+    with transaction.atomic():
+        locked = (
+            MCPTool.objects.select_for_update(of=("self",))
+            .select_related("server__tenant", "approved_version")
+            .get(pk=tool.pk)
+        )
+        if expected_pin is not None and expected_pin != locked.live_pin:
+            raise ConflictError(
+                "The tool's definition changed since you reviewed it; review it again.",
+                details={"expected_pin": expected_pin, "live_pin": locked.live_pin},
+            )
+        if locked.status == MCPTool.Status.REMOVED:
+            raise ConflictError("The server no longer lists this tool.")
+        previous = locked.approved_pin
+        number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        version = MCPToolVersion.objects.create(
+            tenant_id=locked.tenant_id,
+            tool=locked,
+            number=number,
+            definition=locked.live_definition,
+            pin=locked.live_pin,
+            approved_by=actor,
+            approved_at=timezone.now(),
+        )
+        locked.approved_version = version
+        locked.save(update_fields=["approved_version", "updated_at"])
+        if locked.status != MCPTool.Status.APPROVED:
+            locked.transition_to(MCPTool.Status.APPROVED)
+        audit.record(
+            "mcp.tool.approved",
+            actor=actor,
+            tenant=locked.server.tenant,
+            target=f"mcp.tool:{locked}",
+            data={"pin": version.pin, "version": number, "previous_pin": previous},
+        )
+    _refresh(tool, locked)
+    return version
+
+
+def reject_tool(tool: MCPTool, *, actor: str) -> None:
+    """Refuse the tool for calls until someone approves it (audited)."""
+    with transaction.atomic():
+        locked = (
+            MCPTool.objects.select_for_update(of=("self",))
+            .select_related("server__tenant", "approved_version")
+            .get(pk=tool.pk)
+        )
+        if locked.status != MCPTool.Status.REJECTED:
+            locked.transition_to(MCPTool.Status.REJECTED)
+        audit.record(
+            "mcp.tool.rejected",
+            actor=actor,
+            tenant=locked.server.tenant,
+            target=f"mcp.tool:{locked}",
+            data={"live_pin": locked.live_pin, "approved_pin": locked.approved_pin},
+        )
+    _refresh(tool, locked)
+
+
+def _refresh(tool: MCPTool, fresh: MCPTool) -> None:
+    for name in ("status", "status_changed_at", "approved_version", "approved_version_id"):
+        setattr(tool, name, getattr(fresh, name))
+
+
+def quarantine_changed(tool: MCPTool, definition: dict[str, Any], *, actor: str) -> None:
+    """Store the changed live definition a session saw and quarantine the tool (audited)."""
+    from mcp_bridge.sync import LIVE_FIELDS, store_definition
+
+    with transaction.atomic():
+        locked = (
+            MCPTool.objects.select_for_update(of=("self",))
+            .select_related("server__tenant", "approved_version")
+            .get(pk=tool.pk)
+        )
+        previous = locked.live_pin
+        store_definition(locked, definition, pin_of(definition))
+        locked.last_seen_at = timezone.now()
+        locked.save(update_fields=LIVE_FIELDS)
+        if locked.status == MCPTool.Status.APPROVED:
+            locked.transition_to(MCPTool.Status.QUARANTINED)
+            record_quarantine(locked, previous_pin=previous, actor=actor, seen_by="call")
+    _refresh(tool, locked)
+
+
+# -- calls ---------------------------------------------------------------------------------------
+
+
+def call(
+    tenant: TenantLike, server: str, tool: str, arguments: Mapping[str, Any], **options: Any
+) -> ToolResult:
+    """Call tool ``tool`` of the tenant's server ``server`` (see :func:`call_tool`)."""
+    return call_tool(get_tool(tenant, server, tool), arguments, **options)
+
+
+def call_tool(
+    tool: MCPTool,
+    arguments: Mapping[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    actor: str = "system",
+    timeout: float | None = None,
+) -> ToolResult:
+    """Call ``tool`` with ``arguments`` (see the module doc for every check, in order).
+
+    Raises ToolNotCallable (not approved), InvalidToolArguments (policy or schema),
+    ToolCallRateLimited, ToolDefinitionChanged (the server changed the tool: it is now
+    quarantined), EgressDenied / StdioCommandNotAllowed, MCPConnectionError, ToolCallTimeout,
+    or ToolCallFailed (the tool answered ``isError``; the message is the server's).
+    """
+    if tool.status != MCPTool.Status.APPROVED or tool.approved_version is None:
+        raise ToolNotCallable(
+            f"MCP tool {tool} is {tool.status}; it needs an approval before it can be called",
+            status=tool.status,
+        )
+    approved = tool.approved_version
+    sent = apply_argument_policy(tool.argument_policy or {}, arguments)
+    validate_arguments(approved.definition.get("inputSchema") or {}, sent)
+    server = tool.server
+    with trace(current_trace_id()) as trace_id:
+        outcome = "error"
+        error: AutomateError | None = None
+        try:
+            limit = ratelimit.hit("mcp.call", str(server.pk), str(mcp_settings.CALL_RATE_LIMIT))
+            if not limit.allowed:
+                outcome = "rate_limited"
+                raise ToolCallRateLimited(retry_after=limit.retry_after)
+            meta = {TRACE_META_KEY: trace_id}
+            if idempotency_key:
+                meta[IDEMPOTENCY_META_KEY] = idempotency_key
+            seen, payload = _call_checked(tool, approved.pin, sent, meta, timeout)
+            if seen == "missing":
+                outcome = "removed"
+                raise ToolNotCallable(
+                    f"MCP server {server.slug!r} no longer lists tool {tool.name!r}",
+                    status=MCPTool.Status.REMOVED,
+                )
+            if seen == "changed":
+                outcome = "quarantined"
+                quarantine_changed(tool, payload, actor="system:call")
+                raise ToolDefinitionChanged(
+                    f"MCP tool {tool} changed since it was approved; the call was not sent and "
+                    "the tool is quarantined until someone approves the new definition",
+                    status=MCPTool.Status.QUARANTINED,
+                    details={"approved_pin": approved.pin, "live_pin": pin_of(payload)},
+                )
+            result = normalize(payload, tool=tool.name, server=server.slug, pin=approved.pin)
+            outcome = "tool_error" if result.is_error else "ok"
+            if result.is_error:
+                raise ToolCallFailed(
+                    result.text or f"MCP tool {tool} reported an error",
+                    details={"tool": tool.name, "server": server.slug},
+                )
+            return result
+        except AutomateError as exc:
+            error = exc
+            raise
+        finally:
+            audit.record(
+                "mcp.tool.call",
+                actor=actor,
+                tenant=server.tenant,
+                target=f"mcp.tool:{tool}",
+                data={
+                    "pin": approved.pin,
+                    "arguments": sent,
+                    "outcome": outcome,
+                    "idempotency_key": idempotency_key or "",
+                    **({"error": error.code} if error is not None else {}),
+                },
+            )
+
+
+def _call_checked(
+    tool: MCPTool,
+    approved_pin: str,
+    arguments: dict[str, Any],
+    meta: dict[str, str],
+    timeout: float | None,
+) -> tuple[str, Any]:
+    """One session: read the live definition, then call only if its pin is the approved one.
+    Returns ("called", CallToolResult), ("changed", live definition) or ("missing", None)."""
+    connection = client.connection_for(tool.server)
+    limit = float(timeout if timeout is not None else mcp_settings.CALL_TIMEOUT_SECONDS)
+
+    async def work() -> tuple[str, Any]:
+        async with client.open_session(connection) as session:
+            live = await _find_tool(session, tool.name)
+            if live is None:
+                return "missing", None
+            if pin_of(live) != approved_pin:
+                return "changed", live
+            result = await session.call_tool(
+                tool.name,
+                arguments,
+                read_timeout_seconds=limit,
+                meta=cast(mcp_types.RequestParamsMeta, meta),  # an open map of _meta keys
+            )
+            return "called", result
+
+    return client.run(work, timeout=limit)
+
+
+async def _find_tool(session: Any, name: str) -> dict[str, Any] | None:
+    cursor: str | None = None
+    for _ in range(int(mcp_settings.MAX_LIST_PAGES)):
+        page: mcp_types.ListToolsResult = await session.list_tools(
+            cursor=cursor, cache_mode="refresh"
+        )
+        for listed in page.tools:
+            if listed.name == name:
+                return client.definition_of(listed)
+        cursor = page.next_cursor
+        if not cursor:
+            return None
+    return None

@@ -1,0 +1,34 @@
+"""Outbox handlers of the MCP bridge (the worker imports every app's ``tasks`` module).
+
+``mcp.sync`` commits its own work (``commits=True``): the server's listing is fetched outside
+any transaction, applied in one transaction, and the job completed in the next. A sync is
+idempotent (an unchanged listing writes nothing), so a retry after a lost lease is harmless.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from automate_core.outbox import store
+from automate_core.outbox.handlers import outbox_handler
+from automate_core.outbox.store import Lease
+from mcp_bridge import sync
+from mcp_bridge.models import MCPServer
+
+
+@outbox_handler("mcp.sync", commits=True)
+def run_sync(lease: Lease) -> None:
+    """Sync one server (``{"server": id}``) of the job's tenant."""
+    payload = lease.payload or {}
+    server = (
+        MCPServer.objects.filter(pk=str(payload.get("server")), tenant_id=lease.tenant_id)
+        .select_related("tenant")
+        .first()
+        if lease.tenant_id is not None
+        else None
+    )
+    if server is not None and server.status != MCPServer.Status.DISABLED:
+        MCPServer.objects.filter(pk=server.pk).update(status=MCPServer.Status.SYNCING)
+        sync.sync_server(server)
+    with transaction.atomic():
+        store.complete(lease)

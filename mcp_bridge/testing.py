@@ -1,0 +1,128 @@
+"""A real MCP server for tests and benchmarks, built with the SDK's ``MCPServer`` and served by
+uvicorn on a loopback port (streamable HTTP, or legacy SSE), that a test changes between
+syncs: add, redescribe or remove tools while the server runs.
+
+Loopback is refused by the egress policy by default: allow it in the test with
+:func:`automate_core.testing.fake_network.configure_egress` (``EGRESS_ALLOW_PRIVATE``).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+
+
+@dataclass
+class ReceivedCall:
+    tool: str
+    arguments: dict[str, Any]
+    meta: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class ToolServer:
+    """An SDK server whose tools the test controls; ``calls`` records what each tool got."""
+
+    name: str = "test-server"
+    server: MCPServer = field(init=False)
+    calls: list[ReceivedCall] = field(default_factory=list)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self.server = MCPServer(self.name)
+
+    def add(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        annotations: Any = None,
+    ) -> None:
+        """Serve ``fn`` as a tool; its signature becomes the input schema. Each call is
+        recorded (arguments, ``_meta`` and HTTP headers) before ``fn`` runs."""
+        tool_name = name or fn.__name__
+        calls = self.calls
+
+        async def recorded(ctx: Context, **arguments: Any) -> Any:
+            meta = ctx.request_context.meta or {}
+            calls.append(
+                ReceivedCall(
+                    tool=tool_name,
+                    arguments=dict(arguments),
+                    meta=dict(meta) if isinstance(meta, dict) else meta.model_dump(),
+                    headers=dict(ctx.headers or {}),
+                )
+            )
+            return fn(**arguments)
+
+        self.server.add_tool(
+            _with_signature_of(fn, recorded),
+            name=tool_name,
+            description=description if description is not None else (fn.__doc__ or ""),
+            annotations=annotations,
+        )
+
+    def remove(self, name: str) -> None:
+        self.server.remove_tool(name)
+
+    def replace(self, fn: Callable[..., Any], **options: Any) -> None:
+        """Serve a new definition under the same name (a description or schema change)."""
+        self.remove(options.get("name") or fn.__name__)
+        self.add(fn, **options)
+
+    @contextmanager
+    def serving(self, *, transport: str = "streamable_http") -> Iterator[str]:
+        """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``)."""
+        import uvicorn
+
+        if transport == "sse":
+            app, path = self.server.sse_app(), "/sse"
+        else:
+            app, path = self.server.streamable_http_app(), "/mcp"
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not server.started:
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise RuntimeError("the MCP test server did not start")
+                time.sleep(0.02)
+            self.url = f"http://127.0.0.1:{listener.getsockname()[1]}{path}"
+            yield self.url
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            listener.close()
+
+
+def _with_signature_of(fn: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
+    """``wrapper`` presenting ``fn``'s parameters (plus ``ctx``) so the SDK derives the
+    input schema from ``fn`` while ``wrapper`` records the call."""
+    import inspect
+
+    signature = inspect.signature(fn)
+    parameters = [
+        *signature.parameters.values(),
+        inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context),
+    ]
+
+    async def tool(ctx: Context, **arguments: Any) -> Any:
+        return await wrapper(ctx, **arguments)
+
+    tool.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    tool.__annotations__ = {**fn.__annotations__, "ctx": Context}
+    tool.__name__ = fn.__name__
+    tool.__doc__ = fn.__doc__
+    return tool
