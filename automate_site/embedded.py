@@ -38,7 +38,7 @@ def postgres_url(var_dir: Path) -> str:
     server = pgserver.get_server(var_dir / "pgdata", cleanup_mode="stop")
     # DATABASE_NAME is a constant, not input.
     server.psql(
-        f"SELECT 'CREATE DATABASE {DATABASE_NAME}' "  # noqa: S608
+        f"SELECT 'CREATE DATABASE {DATABASE_NAME}' "  # noqa: S608 -- a constant name, no input
         f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE_NAME}')\\gexec"
     )
     return str(server.get_uri(DATABASE_NAME))

@@ -46,7 +46,7 @@ def _sql_ids(version: IndexVersion, filters: dict) -> set[int]:
     where, params = parse_filters(filters).to_sql("metadata")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM rag_chunk WHERE index_version_id = %s AND {where}",  # noqa: S608
+            f"SELECT id FROM rag_chunk WHERE index_version_id = %s AND {where}",  # noqa: S608 -- the filter's own SQL, values bound
             [version.pk, *params],
         )
         return {row[0] for row in cursor.fetchall()}
@@ -129,14 +129,14 @@ def _raw_hnsw(version, vector, where, params, limit, ef=40) -> int:
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         literal = "[" + ",".join(map(str, vector)) + "]"
         cursor.execute(
-            "EXPLAIN SELECT id FROM rag_chunk WHERE index_version_id = "  # noqa: S608
+            "EXPLAIN SELECT id FROM rag_chunk WHERE index_version_id = "  # noqa: S608 -- a uuid, filter SQL
             f"'{version.pk}'::uuid AND {where} ORDER BY embedding <=> %s::vector LIMIT %s",
             [*params, literal, limit],
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
         assert version.vector_index_name in plan, plan
         cursor.execute(
-            "SELECT id FROM rag_chunk WHERE index_version_id = "  # noqa: S608
+            "SELECT id FROM rag_chunk WHERE index_version_id = "  # noqa: S608 -- a uuid, filter SQL
             f"'{version.pk}'::uuid AND {where} ORDER BY embedding <=> %s::vector LIMIT %s",
             [*params, literal, limit],
         )
