@@ -78,8 +78,9 @@ automate_settings = AppSettings(
         "TRACE_HEADER": "X-Trace-Id",
         # API keys: last_used_at is written at most this often, to keep reads cheap.
         "API_KEY_TOUCH_SECONDS": 60,
-        # Secrets backends tried in order when a SecretRef is resolved.
-        "SECRETS_BACKENDS": ["env"],
+        # Secrets backends tried in order when a SecretRef is resolved: the environment first
+        # (operators override), then secrets stored encrypted in the database (the admin's).
+        "SECRETS_BACKENDS": ["env", "db"],
         # The env secrets backend reads {"$secret": "NAME"} from ${PREFIX}NAME only, so a
         # workflow can never read DATABASE_URL or SECRET_KEY. "" exposes the whole environment.
         "SECRETS_ENV_PREFIX": "AUTOMATE_SECRET_",

@@ -166,10 +166,13 @@ def _resolve_name(
             return str(backend.get_secret(key, tenant=tenant))
         except SecretNotFoundError as exc:
             errors.append(exc)
-    if len(errors) == 1:  # the backend's own message says where it looked
+    if len(errors) == 1:
         raise errors[0]
-    names = ", ".join(name for name, _ in backends)
-    raise SecretNotFoundError(f"secret {key!r} not found in backends {names}")
+    # Each backend's own message says where it looked.
+    looked = "; ".join(
+        f"{name}: {error.message}" for (name, _), error in zip(backends, errors, strict=True)
+    )
+    raise SecretNotFoundError(f"secret {key!r} not found in any backend ({looked})")
 
 
 def _valid_name(name: Any, path: str) -> str:

@@ -139,6 +139,7 @@ def test_resolved_values_are_scrubbed_by_the_redactor():
     assert redact_text(GITHUB) == GITHUB  # forgotten with the scope
 
 
+@pytest.mark.django_db  # the db backend is asked too, by default
 def test_missing_secrets_are_all_named_and_no_value_leaks():
     config = {
         "a": "$secret:STRIPE_KEY",
@@ -162,6 +163,7 @@ def test_secret_not_found_is_a_lookup_error_and_an_api_error():
     assert (error.code, error.status_code) == ("secret_not_found", 400)
 
 
+@pytest.mark.django_db  # the db backend is asked too, by default
 def test_the_environment_backend_only_reads_prefixed_variables():
     with pytest.raises(SecretNotFoundError, match="AUTOMATE_SECRET_PLATFORM_ONLY"):
         resolve_secrets({"a": "$secret:PLATFORM_ONLY"})
