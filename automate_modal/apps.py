@@ -7,4 +7,4 @@ class AutomateModalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from automate_modal import tasks  # noqa: F401  outbox handlers
+        from automate_modal import steps, tasks  # noqa: F401  step type and outbox handlers
