@@ -1,12 +1,9 @@
 """Models of the core app; each lives in the subpackage that owns it."""
 
 from automate_core.connectors.models import ConnectionProfile
-from automate_core.events.models import Event
-from automate_core.events.webhooks import WebhookSource
+from automate_core.events.models import Event, WebhookSource
 from automate_core.executions.models import Execution, StepRun
-from automate_core.governance.audit import AuditLog
-from automate_core.governance.budget_models import Budget, BudgetReservation
-from automate_core.governance.stored_secrets import StoredSecret
+from automate_core.governance.models import AuditLog, Budget, BudgetReservation, StoredSecret
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership

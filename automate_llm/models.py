@@ -18,7 +18,7 @@ from django.db.models import Q
 
 from automate_core.base import SluggedModel, TenantScopedModel, TimeStampedModel, UUIDModel
 from automate_core.errors import ConflictError
-from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
+from automate_core.governance.models import DECIMAL_PLACES, MAX_DIGITS
 
 
 class LLMProvider(UUIDModel, TimeStampedModel, TenantScopedModel, SluggedModel):

@@ -34,7 +34,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from automate_core.governance.budget_models import DECIMAL_PLACES
+from automate_core.governance.models import DECIMAL_PLACES
 from automate_llm.conf import llm_settings
 from automate_llm.types import Usage
 

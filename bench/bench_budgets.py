@@ -22,7 +22,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from automate_core.governance import budgets
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 from automate_core.tenancy.models import Tenant
 
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from rest_framework import mixins, serializers, viewsets
 
 from automate_core.api.permissions import request_tenant
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 
 
 class BudgetSerializer(serializers.ModelSerializer):

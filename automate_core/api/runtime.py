@@ -19,8 +19,8 @@ from automate_core.api.permissions import request_tenant
 from automate_core.api.redacted import RedactedPayloadsMixin
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.events.ingest import MAX_PAYLOAD_BYTES, ingestor
-from automate_core.events.models import Event
-from automate_core.events.webhooks import WebhookSignatureInvalid, WebhookSource, verify
+from automate_core.events.models import Event, WebhookSource
+from automate_core.events.webhooks import WebhookSignatureInvalid, verify
 from automate_core.executions.models import Execution, StepRun
 from automate_core.governance.ratelimit import TenantRateThrottle
 from automate_core.governance.secrets import SecretNotFoundError, get_secret

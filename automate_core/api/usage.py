@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
+from automate_core.governance.models import DECIMAL_PLACES, MAX_DIGITS
 
 
 class UsageSerializer(serializers.Serializer):

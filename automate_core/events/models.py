@@ -1,4 +1,5 @@
-"""The Event: a fact that something happened (or, for scheduled events, will happen).
+"""The Event: a fact that something happened (or, for scheduled events, will happen), and the
+WebhookSource that signed webhooks ingest events from.
 
 Type, payload, source and entity never change once written; only a scheduled event's time and
 status move (rescheduled, occurred, cancelled).
@@ -14,7 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from automate_core.base import TenantQuerySet, TimeStampedModel, UUIDModel
+from automate_core.base import TenantQuerySet, TenantScopedModel, TimeStampedModel, UUIDModel
 from automate_core.errors import ConflictError
 
 MUTABLE_FIELDS = frozenset({"status", "occurs_at", "updated_at"})
@@ -91,3 +92,21 @@ class Event(UUIDModel, TimeStampedModel):
             "occurs_at": self.occurs_at.isoformat(),
             "entity_id": self.object_id,
         }
+
+
+class WebhookSource(UUIDModel, TimeStampedModel, TenantScopedModel):
+    """Where signed webhooks come from. The secret lives in a secrets backend, named here."""
+
+    source = models.SlugField(
+        max_length=100, unique=True, help_text="The URL name: /api/v1/webhooks/<source>."
+    )
+    secret_ref = models.CharField(
+        max_length=200, help_text="Name of the signing secret in the secrets backends."
+    )
+    event_type_prefix = models.CharField(
+        max_length=100, blank=True, help_text="Prepended to the type the sender gives."
+    )
+    is_enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.source

@@ -11,9 +11,6 @@ import hashlib
 import hmac
 import time
 
-from django.db import models
-
-from automate_core.base import TenantScopedModel, TimeStampedModel, UUIDModel
 from automate_core.errors import AutomateError
 
 REPLAY_WINDOW_SECONDS = 300
@@ -23,24 +20,6 @@ class WebhookSignatureInvalid(AutomateError):
     status_code = 401
     code = "invalid_signature"
     default_message = "The webhook signature is missing, stale or wrong."
-
-
-class WebhookSource(UUIDModel, TimeStampedModel, TenantScopedModel):
-    """Where signed webhooks come from. The secret lives in a secrets backend, named here."""
-
-    source = models.SlugField(
-        max_length=100, unique=True, help_text="The URL name: /api/v1/webhooks/<source>."
-    )
-    secret_ref = models.CharField(
-        max_length=200, help_text="Name of the signing secret in the secrets backends."
-    )
-    event_type_prefix = models.CharField(
-        max_length=100, blank=True, help_text="Prepended to the type the sender gives."
-    )
-    is_enabled = models.BooleanField(default=True)
-
-    def __str__(self) -> str:
-        return self.source
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

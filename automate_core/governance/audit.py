@@ -20,17 +20,15 @@ Guarantees:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from django.db import connections, models, router, transaction
+from django.db import connections, router, transaction
 
-from automate_core.base import TenantQuerySet
-from automate_core.errors import ConflictError
+from automate_core.governance.models import AuditLog
 from automate_core.governance.redaction import redact
 from automate_core.tracing import current_trace_id
 
@@ -40,8 +38,6 @@ if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant
 
 __all__ = [
-    "AuditLog",
-    "AuditLogAppendOnly",
     "ChainVerification",
     "RowVerdict",
     "actor_for_request",
@@ -53,92 +49,6 @@ __all__ = [
 GENESIS_HASH = "0" * 64
 # Key of the advisory lock that serialises writers (any constant unique to this chain).
 _LOCK_KEY = 0x61756469745F6C67  # "audit_lg"
-
-
-class AuditLogAppendOnly(ConflictError):
-    """Audit rows are written once and never changed or deleted."""
-
-    code = "audit_log_append_only"
-    default_message = "Audit log rows cannot be changed or deleted."
-
-
-class AuditLogQuerySet(TenantQuerySet):
-    def update(self, **kwargs: Any) -> NoReturn:
-        raise AuditLogAppendOnly()
-
-    def delete(self) -> NoReturn:
-        raise AuditLogAppendOnly()
-
-
-AuditLogManager = models.Manager.from_queryset(AuditLogQuerySet)
-
-
-class AuditLog(models.Model):
-    """Who (``actor``) did what (``action``) to which thing (``target``), and when.
-
-    ``actor`` is ``"user:<id>"``, ``"api_key:<prefix>"`` or ``"system"``; ``action`` is
-    ``<kind>.<verb>`` (``workflow.publish``, ``secret.write``, ``api_key.create``,
-    ``budget.change``, ``ai.call``). The tenant is kept as a bare id so rows outlive it.
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    seq = models.PositiveBigIntegerField(unique=True, editable=False)
-    created_at = models.DateTimeField(editable=False, db_index=True)
-    tenant = models.ForeignKey(
-        "automate_core.Tenant",
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
-    )
-    actor = models.CharField(max_length=200)
-    action = models.CharField(max_length=100, db_index=True)
-    target = models.CharField(max_length=300, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    trace_id = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64, editable=False)
-    hash = models.CharField(max_length=64, editable=False)
-
-    objects = AuditLogManager()
-
-    #: Not a column: the verdict of :func:`verify_rows` on a row being displayed (the admin).
-    chain_verdict: RowVerdict | None = None
-
-    class Meta:
-        ordering = ["-seq"]
-        indexes = [models.Index(fields=["tenant", "action"])]
-
-    def __str__(self) -> str:
-        return f"{self.actor} {self.action} {self.target}".strip()
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise AuditLogAppendOnly()
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise AuditLogAppendOnly()
-
-    def content(self) -> dict[str, Any]:
-        """What the hash covers: every column but ``hash`` itself."""
-        return {
-            "id": str(self.id),
-            "seq": self.seq,
-            "created_at": self.created_at.astimezone(dt.UTC).isoformat(),
-            "tenant_id": None if self.tenant_id is None else str(self.tenant_id),
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "data": self.data,
-            "trace_id": self.trace_id,
-        }
-
-    def compute_hash(self) -> str:
-        canonical = json.dumps(
-            self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-        return hashlib.sha256((self.prev_hash + canonical).encode()).hexdigest()
 
 
 def record(

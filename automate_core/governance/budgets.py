@@ -48,7 +48,7 @@ from django.utils import timezone
 
 from automate_core import prepared
 from automate_core.errors import AutomateError
-from automate_core.governance.budget_models import Budget, BudgetReservation
+from automate_core.governance.models import Budget, BudgetReservation
 from automate_core.prepared import Columns
 from automate_core.tenancy.models import Tenant
 

@@ -15,23 +15,15 @@ audit log (``secret.write`` rows name the secret, never the value) or error mess
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.db import models, transaction
+from cryptography.fernet import InvalidToken
+from django.db import transaction
 from django.db.models import Q
 
-from automate_core.base import TenantManager, TimeStampedModel, UUIDModel
-from automate_core.conf import automate_settings
-from automate_core.errors import AutomateError
-from automate_core.governance import audit
+from automate_core.governance import audit, secret_keys
+from automate_core.governance.models import SecretDecryptionError, StoredSecret
 from automate_core.governance.secrets import (
     REF_PREFIX,
     SecretNotFoundError,
@@ -44,65 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DatabaseSecretsBackend",
-    "SecretDecryptionError",
-    "StoredSecret",
     "rotate_keys",
     "set_secret",
 ]
-
-_HKDF_INFO = b"django-automate stored secrets v1"
-
-
-class SecretDecryptionError(AutomateError):
-    """A stored secret cannot be decrypted with any configured key (a key was dropped early)."""
-
-    status_code = 500
-    code = "secret_decryption_failed"
-    default_message = "A stored secret could not be decrypted."
-
-
-class StoredSecret(UUIDModel, TimeStampedModel):
-    """One encrypted value; ``tenant`` empty means global (visible to every tenant)."""
-
-    tenant = models.ForeignKey(
-        "automate_core.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
-    )
-    name = models.CharField(max_length=256)
-    ciphertext = models.TextField(editable=False)
-    key_id = models.CharField(
-        max_length=16, editable=False, help_text="Fingerprint of the key that encrypted it."
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    objects = TenantManager()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "name"],
-                nulls_distinct=False,
-                name="stored_secret_name_per_tenant",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.tenant_id or 'global'})"
-
-    def encrypt(self, value: str) -> None:
-        """Encrypt ``value`` with the newest key into this (unsaved) row."""
-        self.ciphertext = _fernet().encrypt(value.encode()).decode()
-        self.key_id = _key_ids()[0]
-
-    def decrypt(self) -> str:
-        try:
-            return _fernet().decrypt(self.ciphertext.encode()).decode()
-        except InvalidToken:
-            raise SecretDecryptionError(
-                f"secret {self.name!r} (key {self.key_id}) cannot be decrypted with the "
-                "configured SECRET_KEYS"
-            ) from None
 
 
 def set_secret(
@@ -144,7 +80,7 @@ def rotate_keys(*, progress: Callable[[int, int], None] | None = None, batch: in
     Each batch is one transaction with its rows locked, so a concurrent :func:`set_secret` is
     never overwritten with a stale value. Safe to re-run after an interruption.
     """
-    fernet, newest = _fernet(), _key_ids()[0]
+    fernet, newest = secret_keys.fernet(), secret_keys.key_ids()[0]
     pending = StoredSecret.objects.exclude(key_id=newest)
     total, done = pending.count(), 0
     while True:
@@ -180,28 +116,3 @@ class DatabaseSecretsBackend(SecretsBackend):
             where = "for this tenant or globally" if tenant is not None else "globally"
             raise SecretNotFoundError(f"secret {key!r} not found in the database ({where})")
         return row.decrypt()
-
-
-def _keys() -> list[bytes]:
-    configured = automate_settings.SECRET_KEYS
-    if configured:
-        return [k.encode() if isinstance(k, str) else bytes(k) for k in configured]
-    if not settings.SECRET_KEY:
-        raise ImproperlyConfigured("Stored secrets need AUTOMATE['SECRET_KEYS'] or SECRET_KEY")
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
-        settings.SECRET_KEY.encode()
-    )
-    return [base64.urlsafe_b64encode(derived)]
-
-
-def _fernet() -> MultiFernet:
-    try:
-        return MultiFernet([Fernet(key) for key in _keys()])
-    except ValueError as exc:
-        raise ImproperlyConfigured(
-            "AUTOMATE['SECRET_KEYS'] must hold Fernet keys (Fernet.generate_key())"
-        ) from exc
-
-
-def _key_ids() -> list[str]:
-    return [hashlib.sha256(key).hexdigest()[:16] for key in _keys()]

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
 from automate_core.errors import InvalidInputError
-from automate_core.governance.budget_models import DECIMAL_PLACES, MAX_DIGITS
+from automate_core.governance.models import DECIMAL_PLACES, MAX_DIGITS
 from automate_llm.models import LLMRequest
 
 GROUPS = ("day", "model")

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from django.db import connection
 
-from automate_core.governance.audit import AuditLog
+from automate_core.governance.models import AuditLog
 from automate_datachat import executor, services
 from automate_datachat.errors import SQLExecutionFailed, SQLRejected, SQLTimeout
 

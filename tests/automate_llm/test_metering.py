@@ -12,8 +12,8 @@ from django.db import transaction
 from django.test import override_settings
 
 from automate_core.governance import audit
-from automate_core.governance.budget_models import Budget, BudgetReservation
 from automate_core.governance.budgets import BudgetExceeded
+from automate_core.governance.models import AuditLog, Budget, BudgetReservation
 from automate_core.governance.redaction import REDACTED, secret_scope
 from automate_core.outbox.models import OutboxJob
 from automate_core.tenancy.models import APIKey, Tenant
@@ -82,8 +82,8 @@ def stored(charged: ChargedUsage) -> LLMUsage:
     return LLMUsage.objects.select_related("request").get(request_id=charged.request_id)
 
 
-def llm_audit_rows(tenant) -> list[audit.AuditLog]:
-    return list(audit.AuditLog.objects.filter(tenant=tenant, action="llm.call").order_by("seq"))
+def llm_audit_rows(tenant) -> list[AuditLog]:
+    return list(AuditLog.objects.filter(tenant=tenant, action="llm.call").order_by("seq"))
 
 
 # -- reserve ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from automate_core.governance.audit import AuditLog
+from automate_core.governance.models import AuditLog
 from automate_core.tenancy.models import APIKey
 from automate_llm import prompts
 from automate_llm.models import Prompt, PromptLabel, PromptVersion

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 
 from automate_core.errors import ConflictError, InvalidInputError
-from automate_core.governance.audit import AuditLog
+from automate_core.governance.models import AuditLog
 from automate_core.workflows.templating import TemplateRenderError
 from automate_llm import prompts
 from automate_llm.models import Prompt, PromptLabel, PromptVersion

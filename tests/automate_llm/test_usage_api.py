@@ -8,8 +8,8 @@ import pytest
 from django.db.models import QuerySet
 from rest_framework.test import APIClient
 
-from automate_core.governance.budget_models import Budget
 from automate_core.governance.budgets import BudgetExceeded
+from automate_core.governance.models import Budget
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.testing.runtime import run_until_idle
 from automate_llm.errors import ProviderUnavailable

@@ -8,9 +8,8 @@ import modal.exception
 import pytest
 
 from automate_core.errors import ConflictError
-from automate_core.governance.audit import AuditLog
 from automate_core.governance.budgets import BudgetExceeded
-from automate_core.governance.models import Budget
+from automate_core.governance.models import AuditLog, Budget
 from automate_modal import services
 from automate_modal.backends.base import SpawnFailed
 from automate_modal.models import ModalJob

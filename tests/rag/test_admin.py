@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from automate_core.governance.audit import AuditLog
+from automate_core.governance.models import AuditLog
 from rag.models import (
     Chunk,
     Document,

@@ -7,8 +7,8 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from automate_core.events.models import Event
-from automate_core.events.webhooks import WebhookSource, sign
+from automate_core.events.models import Event, WebhookSource
+from automate_core.events.webhooks import sign
 from automate_core.executions.models import Execution
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger

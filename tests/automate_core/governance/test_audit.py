@@ -11,7 +11,8 @@ from django.db import connection
 from django.urls import reverse
 
 from automate_core.governance import audit
-from automate_core.governance.audit import AuditLog, AuditLogAppendOnly, verify_chain
+from automate_core.governance.audit import verify_chain
+from automate_core.governance.models import AuditLog, AuditLogAppendOnly
 from automate_core.tenancy.models import APIKey
 from automate_core.workflows.models import Automation
 

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from automate_core.governance import budgets
-from automate_core.governance.budget_models import Budget, BudgetReservation
+from automate_core.governance.models import Budget, BudgetReservation
 from automate_core.tenancy.models import Tenant
 
 KEY = ("api_key", "key-1")

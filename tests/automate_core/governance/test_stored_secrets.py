@@ -9,14 +9,10 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
-from automate_core.governance.audit import AuditLog, verify_chain
+from automate_core.governance.audit import verify_chain
+from automate_core.governance.models import AuditLog, SecretDecryptionError, StoredSecret
 from automate_core.governance.secrets import SecretNotFoundError, get_secret, resolve_secrets
-from automate_core.governance.stored_secrets import (
-    DatabaseSecretsBackend,
-    SecretDecryptionError,
-    StoredSecret,
-    set_secret,
-)
+from automate_core.governance.stored_secrets import DatabaseSecretsBackend, set_secret
 
 pytestmark = pytest.mark.django_db
 

@@ -18,11 +18,10 @@ from rest_framework.test import APIClient
 
 from automate_core.connectors.models import ConnectionProfile
 from automate_core.events.ingest import ingestor
-from automate_core.events.models import Event
-from automate_core.events.webhooks import WebhookSource
+from automate_core.events.models import Event, WebhookSource
 from automate_core.executions.models import Execution
-from automate_core.governance.budget_models import Budget
-from automate_core.governance.stored_secrets import StoredSecret, set_secret
+from automate_core.governance.models import Budget, StoredSecret
+from automate_core.governance.stored_secrets import set_secret
 from automate_core.outbox import store
 from automate_core.outbox.models import OutboxJob
 from automate_core.rules.models import Trigger

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from automate_core.events.ingest import ingestor
 from automate_core.executions.models import Execution
 from automate_core.governance import budgets
-from automate_core.governance.budget_models import Budget
+from automate_core.governance.models import Budget
 from automate_core.governance.secrets import SecretNotFoundError
 from automate_core.governance.stored_secrets import DatabaseSecretsBackend, set_secret
 from automate_core.outbox import store
