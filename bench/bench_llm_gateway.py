@@ -1,6 +1,6 @@
 """What the LLM gateway adds to a model call, beside the bare official SDK calling the same server.
 
-The OpenAI and Anthropic wire servers of the test suite (``tests.automate_llm.wire``: real HTTP
+The OpenAI and Anthropic wire servers of the test suite (``automate_llm.testing``: real HTTP
 servers on 127.0.0.1 speaking each API, JSON and SSE) answer every variant alike, so the
 differences are our code. Per provider, interleaved call by call (the order rotates each
 round, so drift and warm-up hit every variant alike), each call timed on its own:
