@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[server,embedded,celery,dev,bench,local-embeddings]'
 	touch $(STAMP)
 
+# make run PORT=8001 HOST=0.0.0.0 serves elsewhere; app settings come from the environment too
+# (docs/foundation.md, "Configuring make run").
+PORT ?= 8000
+HOST ?= 127.0.0.1
 run: install
-	$(PY) manage.py automate_serve
+	$(PY) manage.py automate_serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

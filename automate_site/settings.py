@@ -7,6 +7,7 @@ AUTOMATE_VAR_DIR (default ``./var``), see :mod:`automate_site.embedded`.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -174,5 +175,30 @@ LOGGING = {
 }
 
 AUTOMATE: dict[str, object] = {}
+
+# App settings without editing code (docs/foundation.md "Configuration"): each of these dicts
+# may be given in the environment as JSON (AUTOMATE_LLM='{"TIMEOUT": 30}'), and
+# automate_site/local_settings.py, when present (it is git-ignored), runs last and may change
+# anything. The environment's keys are merged into the dict; the local module has the last word.
+APP_SETTINGS = (
+    "AUTOMATE",
+    "AUTOMATE_LLM",
+    "AUTOMATE_RAG",
+    "AUTOMATE_DATACHAT",
+    "AUTOMATE_MODAL",
+    "AUTOMATE_MCP",
+    "AUTOMATE_WIDGETS",
+)
+for _name in APP_SETTINGS:
+    if os.environ.get(_name):
+        _value = json.loads(os.environ[_name])
+        if not isinstance(_value, dict):
+            raise ValueError(f"the {_name} environment variable must hold a JSON object")
+        globals().setdefault(_name, {})
+        globals()[_name] = {**globals()[_name], **_value}
+
 # Messages may carry a new API key once; keep them server-side, not in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+if (BASE_DIR / "automate_site" / "local_settings.py").exists():
+    from automate_site.local_settings import *  # noqa: F403
