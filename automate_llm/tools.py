@@ -47,10 +47,6 @@ def register_tool_type(name: str, tool_type: ToolType) -> None:
     _types[name] = tool_type
 
 
-def tool_types() -> list[str]:
-    return sorted(_types)
-
-
 def tool_spec(tool: Node) -> ToolSpec:
     """What the model is told about ``tool``."""
     return ToolSpec(

@@ -10,7 +10,6 @@ Document, so a failed document is reported, never dropped.
 from __future__ import annotations
 
 import io
-import mimetypes
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,13 +94,6 @@ def detect_format(data: bytes, *, content_type: str = "", name: str = "") -> str
             details={"content_type": mime},
         )
     return "text"
-
-
-def content_type_for(fmt: str) -> str:
-    for mime, known in _BY_MIME.items():
-        if known == fmt:
-            return mime
-    return mimetypes.types_map.get(f".{fmt}", "application/octet-stream")
 
 
 def parse(data: bytes, *, content_type: str = "", name: str = "") -> ParsedDocument:
