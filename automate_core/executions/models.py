@@ -8,12 +8,12 @@ most once and its output and transition are the checkpoint the run resumes from.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models import Q
 
-from automate_core.base import TenantManager, TimeStampedModel, UUIDModel
+from automate_core.base import InvalidTransition, TenantManager, TimeStampedModel, UUIDModel
 
 
 class Execution(UUIDModel, TimeStampedModel):
@@ -26,6 +26,25 @@ class Execution(UUIDModel, TimeStampedModel):
         CANCELLED = "cancelled"
 
     FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+    #: Every status move a run can make. The engine makes each one through :meth:`move_to`;
+    #: a run is created ``queued``, or ``waiting`` for a later start.
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        # started by a worker; its step is missing; cancelled
+        Status.QUEUED: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED}),
+        # goto the next step; sleep or wait; complete; fail; cancelled while a retry is pending
+        Status.RUNNING: frozenset(
+            {Status.QUEUED, Status.WAITING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+        ),
+        # signal, event or timeout go on (queued) or end the run (completed, failed); a sleep
+        # or a later start wakes (running); cancelled
+        Status.WAITING: frozenset(
+            {Status.QUEUED, Status.RUNNING, Status.COMPLETED, Status.FAILED, Status.CANCELLED}
+        ),
+        Status.FAILED: frozenset({Status.QUEUED}),  # retried from the failed step
+        Status.COMPLETED: frozenset(),
+        Status.CANCELLED: frozenset(),
+    }
 
     tenant = models.ForeignKey(
         "automate_core.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -92,6 +111,17 @@ class Execution(UUIDModel, TimeStampedModel):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    def move_to(self, status: str) -> None:
+        """Set ``status`` if :attr:`TRANSITIONS` allows the move, else raise InvalidTransition.
+
+        In memory only: the engine writes the run with its compare-and-set checkpoint (or under
+        the run's row lock), which refuses a run another writer moved meanwhile.
+        """
+        allowed = self.TRANSITIONS.get(self.status, frozenset())
+        if status not in allowed:
+            raise InvalidTransition(type(self).__name__, str(self.status), str(status), allowed)
+        self.status = status
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Saving a loaded run never writes ``usage``: AI steps add to it while the engine

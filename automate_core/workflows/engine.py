@@ -264,7 +264,8 @@ def reschedule_event_runs(event: Event) -> None:
         if run_at > timezone.now():
             run.wake_at = run_at
         else:
-            run.status, run.wake_at = Status.QUEUED, None
+            run.move_to(Status.QUEUED)
+            run.wake_at = None
         run.save()
         _enqueue_step(run, run.current_step, available_at=run.wake_at)
 
@@ -291,7 +292,8 @@ def retry(execution: Execution) -> Execution:
         if run.status != Status.FAILED:
             raise ConflictError(f"Only failed executions can be retried; this one is {run.status}")
         run.seq += 1
-        run.status, run.error, run.finished_at = Status.QUEUED, "", None
+        run.move_to(Status.QUEUED)
+        run.error, run.finished_at = "", None
         run.save(update_fields=["seq", "status", "error", "finished_at", "updated_at"])
         _enqueue_step(run, run.current_step)
     return run
@@ -455,7 +457,8 @@ def _run_step(
     step_run.attempt += 1
     step_run.started_at = step_run.started_at or now
     if run.status != Status.RUNNING:
-        run.status, run.started_at = Status.RUNNING, run.started_at or now
+        run.move_to(Status.RUNNING)
+        run.started_at = run.started_at or now
     run.current_step, run.waiting_for, run.wake_at = step_id, None, None
 
     context = compiled.load_context(run.context)
@@ -522,7 +525,8 @@ def _apply(
             _mark_finished(run, Status.COMPLETED, result={})
             return None
         run.seq += 1
-        run.status, run.wake_at, run.current_step = Status.WAITING, wake_at, target
+        run.move_to(Status.WAITING)
+        run.wake_at, run.current_step = wake_at, target
         run.waiting_for = {"kind": "sleep", "until": wake_at.isoformat()}
         _enqueue_step(run, target, available_at=wake_at)
     else:
@@ -533,7 +537,7 @@ def _apply(
 def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str | None) -> None:
     """Park the run (in memory) and write its timeout timer, if any."""
     run.seq += 1
-    run.status = Status.WAITING
+    run.move_to(Status.WAITING)
     run.waiting_for = {
         "kind": "signal" if isinstance(transition, WaitSignal) else "event",
         "name": transition.name,
@@ -574,7 +578,8 @@ def _advance(run: Execution, target: str) -> None:
 
 def _mark_queued(run: Execution, target: str) -> None:
     run.seq += 1
-    run.status, run.current_step, run.waiting_for, run.wake_at = Status.QUEUED, target, None, None
+    run.move_to(Status.QUEUED)
+    run.current_step, run.waiting_for, run.wake_at = target, None, None
 
 
 def _finish(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
@@ -584,7 +589,8 @@ def _finish(run: Execution, status: str, *, result: Any = None, error: str = "")
 
 def _mark_finished(run: Execution, status: str, *, result: Any = None, error: str = "") -> None:
     run.seq += 1  # any job still pending for this run is now stale
-    run.status, run.result, run.error = status, scrub_secret_values(result), error
+    run.move_to(status)
+    run.result, run.error = scrub_secret_values(result), error
     run.finished_at, run.waiting_for, run.wake_at = timezone.now(), None, None
 
 
