@@ -9,4 +9,4 @@ class MCPBridgeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from mcp_bridge import tasks  # noqa: F401  outbox handlers
+        from mcp_bridge import steps, tasks  # noqa: F401  step types and outbox handlers

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from mcp.server.mcpserver.exceptions import ToolError
 
 from automate_core.testing.fake_network import configure_egress
 from mcp_bridge.models import MCPServer
@@ -24,8 +25,8 @@ def echo(text: str, shout: bool = False) -> str:
 
 
 def fail(reason: str) -> str:
-    """Always fails."""
-    raise ValueError(f"cannot comply: {reason}")
+    """Always fails (a ToolError's message is what the server sends back)."""
+    raise ToolError(f"cannot comply: {reason}")
 
 
 @pytest.fixture(autouse=True)
