@@ -7,7 +7,13 @@ import json
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser
@@ -26,6 +32,8 @@ from automate_core.governance.ratelimit import TenantRateThrottle
 from automate_core.governance.secrets import SecretNotFoundError, get_secret
 from automate_core.rules.matching import dry_run
 from automate_core.workflows import engine
+
+MAX_IDEMPOTENCY_KEY = Event._meta.get_field("idempotency_key").max_length or 200
 
 
 class EventSerializer(RedactedPayloadsMixin, serializers.ModelSerializer):
@@ -49,7 +57,9 @@ class EventSerializer(RedactedPayloadsMixin, serializers.ModelSerializer):
 class IngestSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=200)
     payload = serializers.JSONField(default=dict)
-    idempotency_key = serializers.CharField(max_length=200, required=False, allow_blank=False)
+    idempotency_key = serializers.CharField(
+        max_length=MAX_IDEMPOTENCY_KEY, required=False, allow_blank=False
+    )
     occurs_at = serializers.DateTimeField(required=False)
 
 
@@ -73,7 +83,23 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             events = events.filter(type=event_type)
         return events
 
-    @extend_schema(request=IngestSerializer, responses={202: AcceptedSerializer})
+    @extend_schema(
+        request=IngestSerializer,
+        responses={
+            202: AcceptedSerializer,
+            409: OpenApiResponse(description="The idempotency key was used for another event."),
+        },
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Same as the body's idempotency_key; a repeat returns the first "
+                "event, a repeat with another type or payload is a 409.",
+            )
+        ],
+    )
     def create(self, request: Request) -> Response:
         incoming = IngestSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -83,10 +109,25 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             data["payload"],
             tenant=request_tenant(request),
             source="api",
-            idempotency_key=data.get("idempotency_key"),
+            idempotency_key=_idempotency_key(request, data.get("idempotency_key")),
             occurs_at=data.get("occurs_at"),
         )
         return _accepted(ingested.event, ingested.created)
+
+
+def _idempotency_key(request: Request, in_body: str | None) -> str | None:
+    header = request.headers.get("Idempotency-Key", "").strip() or None
+    if header and len(header) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInputError(
+            f"Idempotency-Key is at most {MAX_IDEMPOTENCY_KEY} characters",
+            details={"field": "Idempotency-Key"},
+        )
+    if header and in_body and header != in_body:
+        raise InvalidInputError(
+            "The Idempotency-Key header and the body's idempotency_key differ; send one",
+            details={"field": "idempotency_key"},
+        )
+    return header or in_body
 
 
 def _accepted(event: Event, created: bool) -> Response:
@@ -214,6 +255,14 @@ class SignalSerializer(serializers.Serializer):
     payload = serializers.DictField(default=dict)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Execution.Status.values, required=False),
+            OpenApiParameter("workflow", str, required=False, description="Workflow name."),
+        ]
+    )
+)
 class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Runs of the caller's tenant, filterable by ``status`` and ``workflow``."""
 
@@ -226,6 +275,12 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         runs = Execution.objects.for_tenant(request_tenant(self.request))
         params = self.request.query_params
         if run_status := params.get("status"):
+            if run_status not in Execution.Status.values:
+                raise InvalidInputError(
+                    f"Unknown status {run_status!r}; choose one of "
+                    f"{', '.join(Execution.Status.values)}",
+                    details={"field": "status", "choices": list(Execution.Status.values)},
+                )
             runs = runs.filter(status=run_status)
         if workflow := params.get("workflow"):
             runs = runs.filter(workflow_name=workflow)

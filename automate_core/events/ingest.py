@@ -2,7 +2,8 @@
 
 ``ingest()`` may be called inside the caller's own ``transaction.atomic()``: if the caller rolls
 back, neither the event nor its job exist and nothing runs. The same idempotency key twice
-returns the stored event and adds no second job, so redelivered webhooks start nothing new.
+returns the stored event and adds no second job, so redelivered webhooks start nothing new; the
+same key with another type or payload is a conflict (409), never silently taken for the first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from automate_core.errors import InvalidInputError
+from automate_core.errors import ConflictError, InvalidInputError
 from automate_core.events.models import Event
 from automate_core.outbox import store
 from automate_core.tracing import current_trace_id, new_trace_id
@@ -50,7 +51,7 @@ class EventIngestor:
         if idempotency_key:
             stored = _existing(tenant_id, idempotency_key)
             if stored is not None:
-                return Ingested(stored, created=False)
+                return _repeated(stored, event_type, payload)
         event = Event(
             tenant_id=tenant_id,
             type=event_type,
@@ -78,8 +79,24 @@ class EventIngestor:
             stored = _existing(tenant_id, idempotency_key) if idempotency_key else None
             if stored is None:
                 raise
-            return Ingested(stored, created=False)
+            return _repeated(stored, event_type, payload)
         return Ingested(event, created=True)
+
+
+class IdempotencyKeyReused(ConflictError):
+    code = "idempotency_key_reused"
+    default_message = "This idempotency key was already used for another event."
+
+
+def _repeated(stored: Event, event_type: str, payload: Any) -> Ingested:
+    """The stored event for a repeated key, if the repeat is the same event."""
+    if stored.type != event_type or stored.payload != json.loads(json.dumps(payload, default=str)):
+        raise IdempotencyKeyReused(
+            f"Idempotency key {stored.idempotency_key!r} was already used for another event; "
+            "send a new key for a new event.",
+            details={"idempotency_key": stored.idempotency_key, "event_id": str(stored.pk)},
+        )
+    return Ingested(stored, created=False)
 
 
 def _existing(tenant_id: Any, key: str) -> Event | None:
