@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -159,3 +160,29 @@ def test_code_first_steps_spawn_and_read_the_job_in_the_next_step(cloud, endpoin
     run = fresh(run)
     assert run.status == Status.COMPLETED, run.error
     assert run.result == {"text": "code", "status": "succeeded"}
+
+
+def test_the_local_backend_runs_a_workflow_step_end_to_end(local_endpoint, tenant, settings):
+    settings.AUTOMATE_MODAL = {**settings.AUTOMATE_MODAL, "CALLBACK_BASE_URL": ""}
+    graph = {
+        "start": "count",
+        "steps": {
+            "count": {
+                "type": "modal.run",
+                "endpoint": local_endpoint.slug,
+                "input": {"texts": ["{{ context.url }}", "two words"]},
+                "next": "done",
+            },
+            "done": {"type": "complete", "result": {"echo": "{{ steps.count.output.output }}"}},
+        },
+    }
+    local_endpoint.function_name = "automate_modal.demo.word_count"
+    local_endpoint.save()
+    run = start(tenant, graph)
+    deadline = time.monotonic() + 30
+    while fresh(run).status == Status.WAITING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        poll_now(rounds=1)
+    run = fresh(run)
+    assert run.status == Status.COMPLETED, run.error
+    assert run.result == {"echo": {"counts": [1, 2]}}
