@@ -61,6 +61,8 @@ _BY_MIME = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
+#: MIME types that say "some text" rather than which format; a file name says more.
+_GENERIC_MIME = frozenset({"text/plain"})
 _BY_EXTENSION = {
     ".txt": "text",
     ".text": "text",
@@ -74,13 +76,17 @@ _BY_EXTENSION = {
 
 
 def detect_format(data: bytes, *, content_type: str = "", name: str = "") -> str:
-    """The parser to use: by MIME type, then extension, then by sniffing the first bytes."""
+    """The parser to use: by a specific MIME type, then the name's extension, then a generic
+    MIME type (``text/plain``, which clients and browsers send for any text file, so
+    ``guide.md`` sent as ``text/plain`` is still Markdown), then by sniffing the first bytes."""
     mime = content_type.split(";", 1)[0].strip().lower()
-    if mime in _BY_MIME:
+    if mime in _BY_MIME and mime not in _GENERIC_MIME:
         return _BY_MIME[mime]
     match = re.search(r"\.[A-Za-z0-9]+$", name.split("?", 1)[0])
     if match and match.group(0).lower() in _BY_EXTENSION:
         return _BY_EXTENSION[match.group(0).lower()]
+    if mime in _BY_MIME:
+        return _BY_MIME[mime]
     head = data[:1024].lstrip()
     if head.startswith(b"%PDF-"):
         return "pdf"

@@ -277,7 +277,6 @@ class DocumentPushView(SourceView):
         else:
             raw = data["content"].encode("utf-8")
             external_id = data["external_id"]
-            content_type = content_type or "text/plain"
         document, outcome = services.push_document(
             found,
             external_id=external_id,
