@@ -23,6 +23,9 @@ modal_settings = AppSettings(
         "RETRY_MAX_SECONDS": 120.0,
         # A call still running this long past the endpoint's timeout is cancelled as timed out.
         "TIMEOUT_GRACE_SECONDS": 30,
+        # A job output larger than this (as JSON, in bytes) is stored as a ModalArtifact
+        # ("output.json", through Django's default storage) and the job's output references it.
+        "OUTPUT_INLINE_MAX_BYTES": 256 * 1024,
         # Modules the local backend may run functions from: an endpoint's function_name (a
         # dotted path) must lie in one of them, so a tenant's endpoint cannot run arbitrary code.
         "LOCAL_MODULES": ["automate_modal.demo"],

@@ -15,6 +15,8 @@ Guarantees:
   endpoint's ladder (``gpu`` then ``gpu_fallbacks``); ``transient`` ones on the same GPU after
   a backoff; both within ``1 + max_retries`` attempts. A call still running past the endpoint's
   timeout (plus ``TIMEOUT_GRACE_SECONDS``) is cancelled and the job is ``timed_out``.
+* An output larger than ``OUTPUT_INLINE_MAX_BYTES`` is stored as a ``ModalArtifact``
+  (``output.json``, through Django's storage API); the job's output then references it.
 * When a job of a workflow run ends, in the same transaction: its cost is added to the run's
   usage, an audit row is written, and the run waiting on ``modal:<job id>`` is signalled.
 
@@ -26,10 +28,12 @@ with the same idempotency key passed to the function).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
 
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -53,7 +57,7 @@ from automate_modal.backends.base import (
 )
 from automate_modal.callbacks import callback_url
 from automate_modal.conf import modal_settings
-from automate_modal.models import ModalEndpoint, ModalJob
+from automate_modal.models import ModalArtifact, ModalEndpoint, ModalJob
 from automate_modal.pricing import price_for
 
 __all__ = [
@@ -352,7 +356,7 @@ def _record_outcome(job: ModalJob, outcome: Done | Failed) -> None:
     _charge(job, attempt)
     if isinstance(outcome, Done):
         attempt["outcome"] = "succeeded"
-        job.output = outcome.output
+        job.output = _stored_output(job, outcome.output)
         _finish(job, Status.SUCCEEDED)
         return
     attempt.update(outcome=outcome.kind, message=outcome.message[:2000])
@@ -370,6 +374,24 @@ def _record_outcome(job: ModalJob, outcome: Done | Failed) -> None:
         _plan(job, gpu, delay=_retry_delay(attempt["n"]))
         return
     _finish(job, Status.FAILED, error=outcome.message, kind=outcome.kind)
+
+
+def _stored_output(job: ModalJob, output: Any) -> Any:
+    """The output to keep on the job: itself, or when large a reference to the
+    ``output.json`` artifact it is stored in."""
+    data = json.dumps(output, default=str).encode()
+    if len(data) <= int(modal_settings.OUTPUT_INLINE_MAX_BYTES):
+        return output
+    artifact = ModalArtifact(
+        tenant_id=job.tenant_id,
+        job=job,
+        name="output.json",
+        content_type="application/json",
+        size=len(data),
+    )
+    artifact.file.save("output.json", ContentFile(data), save=False)
+    artifact.save()
+    return {"artifact": {"id": str(artifact.pk), "name": artifact.name, "size": artifact.size}}
 
 
 def _next_gpu(job: ModalJob, gpu: str) -> str | None:

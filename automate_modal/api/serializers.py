@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from automate_modal.backends.base import FAILURE_KINDS
-from automate_modal.models import ModalEndpoint, ModalJob
+from automate_modal.models import ModalArtifact, ModalEndpoint, ModalJob
 
 
 class SpawnRequestSerializer(serializers.Serializer):
@@ -31,11 +31,21 @@ class AttemptSerializer(serializers.Serializer):
     cost = serializers.DecimalField(max_digits=18, decimal_places=6)
 
 
+class ArtifactSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(source="location", read_only=True)
+
+    class Meta:
+        model = ModalArtifact
+        fields = ["id", "name", "content_type", "size", "url", "created_at"]
+        read_only_fields = fields
+
+
 class JobSerializer(serializers.ModelSerializer):
     endpoint: serializers.SlugRelatedField[ModalEndpoint] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     attempts = AttemptSerializer(many=True, read_only=True)
+    artifacts = ArtifactSerializer(many=True, read_only=True)
 
     class Meta:
         model = ModalJob
@@ -50,6 +60,7 @@ class JobSerializer(serializers.ModelSerializer):
             "gpu",
             "function_call_id",
             "attempts",
+            "artifacts",
             "created_at",
             "started_at",
             "ended_at",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import modal.exception
@@ -213,3 +214,18 @@ def test_the_sdk_reports_preemption_as_an_internal_failure(cloud, endpoint):
     job = services.spawn_job(endpoint, {})
     poll_now()
     assert [a["outcome"] for a in fresh(job).attempts] == ["preempted", "succeeded"]
+
+
+def test_a_large_output_is_stored_as_an_artifact(cloud, endpoint, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.AUTOMATE_MODAL = {**settings.AUTOMATE_MODAL, "OUTPUT_INLINE_MAX_BYTES": 100}
+    job = services.spawn_job(endpoint, {})
+    big = {"vectors": [[0.5] * 64 for _ in range(4)]}
+    report(cloud.spawned[0], {"output": big})
+    job = fresh(job)
+    (artifact,) = job.artifacts.all()
+    assert job.output == {
+        "artifact": {"id": str(artifact.pk), "name": "output.json", "size": artifact.size}
+    }
+    with artifact.file.open() as stored:
+        assert json.load(stored) == big
