@@ -11,7 +11,8 @@ class AutomateCoreConfig(AppConfig):
 
         install_log_record_factory()
 
-        from automate_core import tasks  # noqa: F401  outbox handlers, also for in-process runs
+        # System checks, and the outbox handlers (also for in-process runs): registered on import.
+        from automate_core import checks, tasks  # noqa: F401
         from automate_core.events import definitions, dispatch
         from automate_core.workflows.subscriber import engine_subscriber
 

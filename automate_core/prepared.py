@@ -14,7 +14,6 @@ cursor that prepares each statement once per connection and then only binds para
 - ``AUTOMATE["PREPARED_STATEMENTS"] = False`` falls back to Django's ordinary cursor, for
   connection poolers that cannot carry protocol-level prepared statements (PgBouncer in
   transaction mode before 1.21, or without ``max_prepared_statements``).
-- Only Postgres: other databases get Django's ordinary cursor.
 """
 
 from __future__ import annotations
@@ -80,10 +79,6 @@ def cursor(*, alone_if_idle: bool = False) -> Iterator[Any]:
     is left alone, so the statement commits with those writes.
     """
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql":
-        with db.cursor() as plain:
-            yield plain
-        return
     db.ensure_connection()
     raw = db.connection
     alone = (

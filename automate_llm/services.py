@@ -31,7 +31,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pydantic
-from django.db import connection
 from pydantic import BaseModel, Field
 
 from automate_core import prepared
@@ -42,7 +41,7 @@ from automate_core.governance.redaction import current_secret_values, secret_sco
 from automate_core.prepared import Columns
 from automate_core.tenancy.models import Tenant
 from automate_llm import metering
-from automate_llm.errors import NoProviderConfigured, StreamCancelled
+from automate_llm.errors import NoProviderConfigured, StreamCancelled, UnknownProvider
 from automate_llm.gateway import (
     Attempts,
     ChatStream,
@@ -158,10 +157,17 @@ def resolve_targets(
     config: LLMModelConfig | None = None
     if provider:
         row = setup.active_provider(provider)
-        if row is None:
+        if row is None and not setup.active:
             raise NoProviderConfigured(
                 f"No active LLM provider {provider!r} is configured for this tenant.",
                 details={"provider": provider},
+            )
+        if row is None:
+            choices = [p.slug for p in setup.active]
+            raise UnknownProvider(
+                f"No active LLM provider {provider!r} in this tenant; choose one of "
+                f"{', '.join(choices)}.",
+                details={"provider": provider, "choices": choices},
             )
         if model:
             config = setup.config(model, provider=row)
@@ -210,28 +216,21 @@ class TenantModels:
 
     @classmethod
     def load(cls, tenant: Tenant) -> TenantModels:
-        """One query: the providers LEFT JOIN their configs (a prepared statement on Postgres).
-        A config whose provider is another tenant's is not the tenant's to use and is left out.
+        """One query: the providers LEFT JOIN their configs (a prepared statement). A config
+        whose provider is another tenant's is not the tenant's to use and is left out.
         """
-        if connection.vendor == "postgresql":
-            with prepared.cursor() as cursor:
-                cursor.execute(_TENANT_MODELS_SQL, [tenant.pk])
-                rows = cursor.fetchall()
-            width = len(_PROVIDER.fields)
-            by_id: dict[uuid.UUID, LLMProvider] = {}
-            configs = []
-            for row in rows:
-                provider = _PROVIDER.instance(LLMProvider, row[:width])
-                by_id.setdefault(provider.pk, provider)
-                if row[width + _CONFIG.attnames.index("id")] is not None:
-                    configs.append(_CONFIG.instance(LLMModelConfig, row[width:]))
-            providers = list(by_id.values())
-        else:
-            providers = list(LLMProvider.objects.for_tenant(tenant))
-            by_id = {row.pk: row for row in providers}
-            configs = [
-                c for c in LLMModelConfig.objects.for_tenant(tenant) if c.provider_id in by_id
-            ]
+        with prepared.cursor() as cursor:
+            cursor.execute(_TENANT_MODELS_SQL, [tenant.pk])
+            rows = cursor.fetchall()
+        width = len(_PROVIDER.fields)
+        by_id: dict[uuid.UUID, LLMProvider] = {}
+        configs = []
+        for row in rows:
+            provider = _PROVIDER.instance(LLMProvider, row[:width])
+            by_id.setdefault(provider.pk, provider)
+            if row[width + _CONFIG.attnames.index("id")] is not None:
+                configs.append(_CONFIG.instance(LLMModelConfig, row[width:]))
+        providers = list(by_id.values())
         for row in providers:
             row.tenant = tenant
         for config in configs:

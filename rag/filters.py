@@ -8,8 +8,8 @@ A filter is a JSON object over chunk metadata keys (dotted for nested objects)::
      "source": "handbook"}
 
 All conditions must hold. The same :class:`MetadataFilter` compiles to SQL (jsonb containment,
-so the GIN index on ``metadata`` serves equality) and to a Python predicate (the SQLite path);
-the two agree on every input, which the tests check. Forced filters are ANDed with the
+so the GIN index on ``metadata`` serves equality) and to a Python predicate, the reference the
+tests check the SQL against on every input. Forced filters are ANDed with the
 caller's, so a caller can narrow an access policy but never widen it.
 """
 

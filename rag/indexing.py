@@ -185,10 +185,9 @@ def switch(version: IndexVersion, *, report: IndexReport | None = None) -> None:
 
 def analyze() -> None:
     """Refresh the planner's statistics of the chunk table after a build, so it knows the new
-    version's size when choosing between its graph and an index scan. Postgres only."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE rag_chunk")
+    version's size when choosing between its graph and an index scan."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE rag_chunk")
 
 
 def discard(version: IndexVersion) -> None:
@@ -221,10 +220,7 @@ def prune(endpoint: RAGEndpoint) -> list[IndexVersion]:
 
 def create_vector_index(version: IndexVersion) -> None:
     """Build the version's partial HNSW index (cosine). Outside a transaction it is built
-    ``CONCURRENTLY``, so writes to other versions go on meanwhile. No-op on SQLite."""
-    if connection.vendor != "postgresql":
-        IndexVersion.objects.filter(pk=version.pk).update(has_vector_index=True)
-        return
+    ``CONCURRENTLY``, so writes to other versions go on meanwhile."""
     m, ef = int(rag_settings.HNSW_M), int(rag_settings.HNSW_EF_CONSTRUCTION)
     memory = str(rag_settings.HNSW_BUILD_MEMORY)
     name = version.vector_index_name
@@ -253,8 +249,6 @@ def create_vector_index(version: IndexVersion) -> None:
 
 
 def drop_vector_index(version: IndexVersion) -> None:
-    if connection.vendor != "postgresql":
-        return
     concurrently = "" if connection.in_atomic_block else "CONCURRENTLY "
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX {concurrently}IF EXISTS {version.vector_index_name}")
@@ -395,14 +389,8 @@ def _write_documents(
 
 
 def write_chunks(records: Sequence[tuple[Any, ...]]) -> None:
-    """Insert chunk rows (tuples in ``_CHUNK_COLUMNS`` order): COPY on Postgres."""
+    """Insert chunk rows (tuples in ``_CHUNK_COLUMNS`` order) with COPY."""
     if not records:
-        return
-    if connection.vendor != "postgresql":
-        Chunk.objects.bulk_create(
-            [Chunk(**dict(zip(_CHUNK_COLUMNS, r, strict=True))) for r in records],
-            batch_size=500,
-        )
         return
     columns = ", ".join(("id", *_CHUNK_COLUMNS))
     with (

@@ -1,11 +1,9 @@
 """Hybrid retrieval over one index version: vector (HNSW or exact) + full text, fused by RRF.
 
-On Postgres the vector side walks the version's own HNSW graph (or searches exactly when a
-filter is selective, or when the graph comes back short), the keyword side uses the tsvector
-GIN index, and both apply the same metadata filter in SQL. On other databases
-:func:`search_python` does the same work exactly, in Python. :mod:`rag.services` puts the
-pieces together. Table names come from the models' ``_meta``; every value, the version id
-included, is bound.
+The vector side walks the version's own HNSW graph (or searches exactly when a filter is
+selective, or when the graph comes back short), the keyword side uses the tsvector GIN index,
+and both apply the same metadata filter in SQL. :mod:`rag.services` puts the pieces together.
+Table names come from the models' ``_meta``; every value, the version id included, is bound.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -182,7 +179,7 @@ def fuse(
     return sorted(found.values(), key=lambda c: (-c.score, c.chunk_id))
 
 
-# -- retrieval: Postgres -------------------------------------------------------------------------
+# -- retrieval -----------------------------------------------------------------------------------
 
 
 def _vector_literal(vector: list[float]) -> str:
@@ -371,86 +368,4 @@ def _marked_fragments(headline: str) -> list[str]:
             continue
         safe = html.escape(fragment.strip())
         out.append(safe.replace(_MARK_OPEN, "<mark>").replace(_MARK_CLOSE, "</mark>"))
-    return out
-
-
-# -- retrieval: any database, in Python (the SQLite path) ----------------------------------------
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def _cosine_distance(a: list[float], b: list[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return 1.0 - (dot / norm if norm else 0.0)
-
-
-_SUFFIXES = ("ing", "ed", "es", "s")
-
-
-def _stem(word: str) -> str:
-    """A crude English stemmer (refunds, refunded -> refund): enough for the Python path."""
-    for suffix in _SUFFIXES:
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
-def _terms(text: str) -> list[str]:
-    return [_stem(w.lower()) for w in _WORD.findall(text) if len(w) > 1]
-
-
-def search_python(
-    version: Any,
-    vector: list[float] | None,
-    text: str,
-    flt: MetadataFilter,
-    limit: int,
-) -> tuple[list[tuple[uuid.UUID, float]], list[tuple[uuid.UUID, float]]]:
-    """Exact vector search and a term-overlap keyword ranking over every chunk of the version.
-    Correct on any database; meant for SQLite and small indexes."""
-    rows = [
-        (pk, metadata, embedding, title, body)
-        for pk, metadata, embedding, title, body in Chunk.objects.filter(
-            index_version=version
-        ).values_list("pk", "metadata", "embedding", "title", "text")
-        if flt.matches(metadata or {})
-    ]
-    vector_hits: list[tuple[uuid.UUID, float]] = []
-    if vector is not None:
-        scored = [(pk, _cosine_distance(vector, list(emb))) for pk, _, emb, _, _ in rows]
-        vector_hits = sorted(scored, key=lambda h: (h[1], h[0]))[:limit]
-    wanted = set(_terms(text))
-    keyword_hits: list[tuple[uuid.UUID, float]] = []
-    if wanted:
-        for pk, _, _, title, body in rows:
-            words = _terms(f"{title} {body}")
-            score = len(wanted & set(words)) + 0.01 * sum(w in wanted for w in words)
-            if score:
-                keyword_hits.append((pk, score))
-        keyword_hits = sorted(keyword_hits, key=lambda h: (-h[1], h[0]))[:limit]
-    return vector_hits, keyword_hits
-
-
-def highlights_python(texts: dict[uuid.UUID, str], query: str) -> dict[uuid.UUID, list[str]]:
-    wanted = set(_terms(query))
-    out: dict[uuid.UUID, list[str]] = {}
-    for pk, text in texts.items():
-        fragments = []
-        for sentence in re.split(r"(?<=[.!?])\s+", text):
-            words = _WORD.findall(sentence)
-            if any(_stem(w.lower()) in wanted for w in words):
-                marked = _WORD.sub(
-                    lambda m: (
-                        f"<mark>{m.group(0)}</mark>"
-                        if _stem(m.group(0).lower()) in wanted
-                        else m.group(0)
-                    ),
-                    html.escape(sentence),
-                )
-                fragments.append(marked)
-            if len(fragments) == 2:
-                break
-        if fragments:
-            out[pk] = fragments
     return out

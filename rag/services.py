@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
@@ -112,25 +112,15 @@ def query(
 
     vector_hits: list[tuple[uuid.UUID, float]] = []
     keyword_hits: list[tuple[uuid.UUID, float]] = []
-    if connection.vendor == "postgresql":
-        if vector is not None:
-            t = time.perf_counter()
-            vector_hits, how = search.vector_search_pg(
-                version, vector, flt, limit, config, exact=exact
-            )
-            strategy.update(how)
-            timings["vector_ms"] = _ms(t)
-        if config.mode != "vector":
-            t = time.perf_counter()
-            keyword_hits = search.keyword_search_pg(version, text, flt, limit)
-            timings["keyword_ms"] = _ms(t)
-    else:
+    if vector is not None:
         t = time.perf_counter()
-        vector_hits, keyword_hits = search.search_python(version, vector, text, flt, limit)
-        if config.mode == "vector":
-            keyword_hits = []
-        strategy["vector"] = "exact" if vector is not None else None
-        timings["search_ms"] = _ms(t)
+        vector_hits, how = search.vector_search_pg(version, vector, flt, limit, config, exact=exact)
+        strategy.update(how)
+        timings["vector_ms"] = _ms(t)
+    if config.mode != "vector":
+        t = time.perf_counter()
+        keyword_hits = search.keyword_search_pg(version, text, flt, limit)
+        timings["keyword_ms"] = _ms(t)
 
     t = time.perf_counter()
     fused = search.fuse(vector_hits, keyword_hits, config)
@@ -151,10 +141,7 @@ def query(
     if config.highlights and config.mode != "vector" and items:
         t = time.perf_counter()
         ids = [item.chunk_id for item in items]
-        if connection.vendor == "postgresql":
-            marks = search.highlights_pg(ids, text)
-        else:
-            marks = search.highlights_python({i.chunk_id: i.text for i in items}, text)
+        marks = search.highlights_pg(ids, text)
         for item in items:
             item.highlights = marks.get(item.chunk_id, [])
         timings["highlight_ms"] = _ms(t)
@@ -179,26 +166,7 @@ def _check_query_text(text: Any) -> None:
 
 def _fetch(candidates: list[search.Candidate]) -> list[ResultItem]:
     """Text, document and metadata of the candidates, in the candidates' order."""
-    ids = [c.chunk_id for c in candidates]
-    if connection.vendor == "postgresql":
-        found = search.fetch_pg(ids)
-    else:
-        found = list(
-            Chunk.objects.filter(pk__in=ids)
-            .order_by()
-            .values_list(
-                "pk",
-                "text",
-                "title",
-                "position",
-                "metadata",
-                "document_id",
-                "document__external_id",
-                "document__title",
-                "document__source__slug",
-            )
-        )
-    rows = {row[0]: row for row in found}
+    rows = {row[0]: row for row in search.fetch_pg([c.chunk_id for c in candidates])}
     items = []
     for c in candidates:
         row = rows.get(c.chunk_id)

@@ -22,8 +22,7 @@ commits, and a completed visit is never run again.
 statement, and writes nothing when the event already started that workflow.
 
 Plain SQL spares the ORM's query building, which dominated the engine's cost per run (see
-docs/benchmarks.md). Other databases (SQLite, single process) take the same steps through the
-ORM.
+docs/benchmarks.md). The runtime runs on Postgres only (docs/decisions/0001-postgres-only.md).
 """
 
 from __future__ import annotations
@@ -143,8 +142,6 @@ _EVENT_ID = _RUN_WIDTH + _EVENT.attnames.index("id")
 
 def load(run_id: uuid.UUID | str) -> LoadedRun | None:
     """Read run ``run_id``, its event and its visits (no lock: see :func:`checkpoint`)."""
-    if connection.vendor != "postgresql":
-        return _load_portable(run_id)
     with prepared.cursor() as cursor:
         cursor.execute(_LOAD_SQL, [run_id])
         row = cursor.fetchone()
@@ -169,14 +166,6 @@ def load(run_id: uuid.UUID | str) -> LoadedRun | None:
         for id_, seq, step_id, status, attempt, key, output in json.loads(row[-1] or "[]")
     ]
     return LoadedRun(run, scope, visits)
-
-
-def _load_portable(run_id: uuid.UUID | str) -> LoadedRun | None:
-    run = Execution.objects.select_related("event").filter(pk=run_id).first()
-    if run is None:
-        return None
-    scope = run.event.as_scope() if run.event_id and run.event else None
-    return LoadedRun(run, scope, list(run.steps.order_by("seq")))
 
 
 # The run's compare-and-set comes first; the StepRun and the job move only if it matched.
@@ -243,50 +232,31 @@ def checkpoint(
     run = loaded.run
     if step_run is not None:
         step_run.updated_at = run.updated_at
-    if connection.vendor != "postgresql":
-        _checkpoint_portable(loaded, step_run, job, advance_to)
-    else:
-        params: list[Any] = [run.pk, *loaded.expected, job.job_id, job.token]
-        params += [*_RUN_STATE.params(run), run.pk]
-        if step_run is not None:
-            params += _STEP.params(step_run)
-        if advance_to is not None:
-            params.append(json.dumps(advance_to, cls=_PAYLOAD_ENCODER))
-        params += [job.job_id, job.token]
-        # A visit whose step wrote nothing has nothing else to commit: the checkpoint is then
-        # its whole transaction, sent alone.
-        with prepared.cursor(alone_if_idle=True) as cursor:
-            cursor.execute(_CHECKPOINT_SQL[(step_run is not None, advance_to is not None)], params)
-            (written,) = cursor.fetchone()
-            if not written:
-                cursor.execute(_LEASE_HELD_SQL, [job.job_id, job.token])
-                if cursor.fetchone() is None:
-                    raise LeaseLost(details={"job_id": str(job.job_id), "token": job.token})
-                raise RunMoved(str(run.pk))
-        if step_run is not None:
-            step_run._state.adding, step_run._state.db = False, connection.alias
+    params: list[Any] = [run.pk, *loaded.expected, job.job_id, job.token]
+    params += [*_RUN_STATE.params(run), run.pk]
+    if step_run is not None:
+        params += _STEP.params(step_run)
+    if advance_to is not None:
+        params.append(json.dumps(advance_to, cls=_PAYLOAD_ENCODER))
+    params += [job.job_id, job.token]
+    # A visit whose step wrote nothing has nothing else to commit: the checkpoint is then its
+    # whole transaction, sent alone.
+    with prepared.cursor(alone_if_idle=True) as cursor:
+        cursor.execute(_CHECKPOINT_SQL[(step_run is not None, advance_to is not None)], params)
+        (written,) = cursor.fetchone()
+        if not written:
+            cursor.execute(_LEASE_HELD_SQL, [job.job_id, job.token])
+            if cursor.fetchone() is None:
+                raise LeaseLost(details={"job_id": str(job.job_id), "token": job.token})
+            raise RunMoved(str(run.pk))
+    if step_run is not None:
+        step_run._state.adding, step_run._state.db = False, connection.alias
     loaded.expected = (run.seq, run.status)
     if step_run is not None:
         loaded.record(step_run)
 
 
 _PAYLOAD_ENCODER = OutboxJob._meta.get_field("payload").encoder
-
-
-def _checkpoint_portable(
-    loaded: LoadedRun, step_run: StepRun | None, job: Lease, advance_to: Mapping[str, Any] | None
-) -> None:
-    run = loaded.run
-    seq, status = loaded.expected
-    fields = {name: getattr(run, name) for name in _RUN_STATE.attnames}
-    if not Execution.objects.filter(pk=run.pk, seq=seq, status=status).update(**fields):
-        raise RunMoved(str(run.pk))
-    if advance_to is not None:
-        outbox.advance(job, dict(advance_to))
-    else:
-        outbox.complete(job)
-    if step_run is not None:
-        step_run.save()
 
 
 _RUN_INSERT = f"""
@@ -311,22 +281,9 @@ SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM job)
 def create_run(run: Execution, first_job: OutboxJob) -> bool:
     """Insert ``run`` and its first job, waking the workers, or handing the job to the worker
     running this transaction when ``first_job`` was made for that (``new_job(handoff=True)``).
-    False (and nothing written) when ``run.event`` already started ``run.workflow_name``.
-    Call it in a transaction on databases other than Postgres."""
+    False (and nothing written) when ``run.event`` already started ``run.workflow_name``."""
     now = run.created_at
     run.updated_at = first_job.created_at = first_job.updated_at = now
-    if connection.vendor != "postgresql":
-        if run.event_id is not None and (
-            Execution.objects.filter(event_id=run.event_id, workflow_name=run.workflow_name)
-            .select_for_update()
-            .exists()
-        ):
-            return False
-        run.save(force_insert=True)
-        first_job.save(force_insert=True)
-        if not outbox.hand_off(first_job):
-            outbox.notify()
-        return True
     handed = first_job.status == OutboxJob.Status.RUNNING
     params = [*_RUN.params(run), *outbox.job_params(first_job)]
     if not handed:
@@ -357,8 +314,6 @@ FROM {_EVENTS} e WHERE e.id = %s::uuid
 def event_for_job(event_id: uuid.UUID | str) -> tuple[Event | None, bool]:
     """The event an ``event.occurred`` job is for, and whether any run of its tenant waits for
     an event of its type (so the common case, none, costs no second query)."""
-    if connection.vendor != "postgresql":
-        return Event.objects.filter(pk=event_id).first(), True
     with prepared.cursor() as cursor:
         cursor.execute(_EVENT_FOR_JOB_SQL, [event_id])
         row = cursor.fetchone()

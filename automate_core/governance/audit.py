@@ -62,16 +62,14 @@ def record(
     """Append one row to the chain, inside the caller's transaction if there is one.
 
     ``data`` is redacted, then normalised through JSON (what is hashed is what is read back).
-    On Postgres the chain's head is read under ``pg_advisory_xact_lock``, held until the
-    caller's transaction ends; other databases just proceed (single writer assumed).
+    The chain's head is read under ``pg_advisory_xact_lock``, held until the caller's
+    transaction ends, so concurrent writers append one after another.
     """
     payload = json.loads(json.dumps(redact(data if data is not None else {}), default=str))
     using = router.db_for_write(AuditLog)
     with transaction.atomic(using=using):
-        connection = connections[using]
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
         head = AuditLog.objects.using(using).order_by("-seq").values("seq", "hash").first()
         entry = AuditLog(
             seq=head["seq"] + 1 if head else 1,

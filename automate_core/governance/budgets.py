@@ -4,12 +4,11 @@ Guarantees:
 
 * :func:`reserve` is all-or-nothing over every budget that applies to the given scopes, and
   concurrent callers in any number of processes can never hold more than a limit between them:
-  Postgres serialises the rows, Python only orchestrates. On Postgres it is ONE statement: it
-  locks the budgets in id order, checks ``spent + reserved + amount <= limit`` on each locked
-  row, and only if every one has room adds the hold to all of them and writes the reservation
-  rows; a refusal changes nothing, so it needs no transaction or savepoint of its own. Other
-  databases take each budget with its own conditional UPDATE in a transaction that a refusal
-  rolls back. Either way :class:`BudgetExceeded` names a budget that refused.
+  Postgres serialises the rows, Python only orchestrates. It is ONE statement: it locks the
+  budgets in id order, checks ``spent + reserved + amount <= limit`` on each locked row, and
+  only if every one has room adds the hold to all of them and writes the reservation rows; a
+  refusal changes nothing, so it needs no transaction or savepoint of its own.
+  :class:`BudgetExceeded` names a budget that refused.
 * :func:`settle` moves the hold to ``spent`` with the *actual* amount. When the actual amount
   is higher than the reservation, ``spent`` may pass the limit, by at most that one call's
   overrun; the next reservation then refuses. Reserve a safe upper bound to avoid it.
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from automate_core import prepared
@@ -158,28 +157,19 @@ def open_hold(budgets: Sequence[Budget], ref_prefix: str) -> str | None:
     """The ref of a hold still open (reserved) on ``budgets`` whose ref starts with
     ``ref_prefix``, if there is one: how a caller finds the hold of a call it restarts.
 
-    On Postgres a prepared statement that reads the ref index's prefix range.
+    A prepared statement that reads the ref index's prefix range.
     """
     if not budgets or not ref_prefix:
         return None
-    if _in_one_statement():
-        # The prefix as a range of the ref index (byte order, as varchar_pattern_ops sorts):
-        # usable by the prepared statement's generic plan, where a LIKE pattern is not.
-        upper = ref_prefix[:-1] + chr(ord(ref_prefix[-1]) + 1)
-        with prepared.cursor() as cursor:
-            cursor.execute(
-                _OPEN_HOLD_SQL,
-                {"low": ref_prefix, "high": upper, "budgets": [b.pk for b in budgets]},
-            )
-            row = cursor.fetchone()
-        return row[0] if row else None
-    return (
-        BudgetReservation.objects.filter(
-            budget__in=budgets, status=RESERVED, ref__startswith=ref_prefix
+    # The prefix as a range of the ref index (byte order, as varchar_pattern_ops sorts): usable
+    # by the prepared statement's generic plan, where a LIKE pattern is not.
+    upper = ref_prefix[:-1] + chr(ord(ref_prefix[-1]) + 1)
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            _OPEN_HOLD_SQL, {"low": ref_prefix, "high": upper, "budgets": [b.pk for b in budgets]}
         )
-        .values_list("ref", flat=True)
-        .first()
-    )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def reserve(
@@ -212,9 +202,7 @@ def reserve(
     hold = _Hold(
         ref=ref, tokens=tokens, cost=cost, expires_at=now + dt.timedelta(seconds=ttl_seconds)
     )
-    if _in_one_statement():
-        return _reserve_in_one_statement(list(applicable), hold, now)
-    return _reserve_budget_by_budget(list(applicable), hold, now)
+    return _reserve_in_one_statement(list(applicable), hold, now)
 
 
 def settle(
@@ -223,45 +211,23 @@ def settle(
     """Charge the actual usage and drop the hold; returns how many budgets were charged.
 
     Settling twice charges once. The actual amount may exceed what was reserved: ``spent`` may
-    then pass the limit by that overrun. One statement on Postgres.
+    then pass the limit by that overrun. One statement.
     """
     actual_cost = Decimal(actual_cost)
     if not reservation.ids:
         return 0
     now = timezone.now()
-    if _in_one_statement():
-        with prepared.cursor() as cursor:
-            cursor.execute(
-                _SETTLE_SQL,
-                {
-                    "ids": list(reservation.ids),
-                    "tokens": actual_tokens,
-                    "cost": actual_cost,
-                    "now": now,
-                },
-            )
-            return cursor.rowcount
-    charged = 0
-    with transaction.atomic():
-        for row in _rows(reservation):
-            was = row.status
-            if was == SETTLED:
-                continue
-            moved = BudgetReservation.objects.filter(pk=row.pk, status=was).update(
-                status=SETTLED, actual_tokens=actual_tokens, actual_cost=actual_cost, updated_at=now
-            )
-            if not moved:
-                continue
-            held = was == RESERVED
-            Budget.objects.filter(pk=row.budget_id).update(
-                spent_tokens=F("spent_tokens") + actual_tokens,
-                spent_cost=F("spent_cost") + actual_cost,
-                reserved_tokens=F("reserved_tokens") - (row.tokens if held else 0),
-                reserved_cost=F("reserved_cost") - (row.cost if held else 0),
-                updated_at=now,
-            )
-            charged += 1
-    return charged
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            _SETTLE_SQL,
+            {
+                "ids": list(reservation.ids),
+                "tokens": actual_tokens,
+                "cost": actual_cost,
+                "now": now,
+            },
+        )
+        return cursor.rowcount
 
 
 def release(reservation: Reservation) -> int:
@@ -286,13 +252,6 @@ def release_expired(*, now: dt.datetime | None = None, batch: int = 500) -> int:
 
 
 # -- internals ---------------------------------------------------------------------------------
-
-#: Databases where each move is one SQL statement; the others take the portable ORM path.
-_ONE_STATEMENT_VENDORS = ("postgresql",)
-
-
-def _in_one_statement() -> bool:
-    return connection.vendor in _ONE_STATEMENT_VENDORS
 
 
 @dataclass(frozen=True)
@@ -404,28 +363,18 @@ WHERE b.id = moving.budget_id AND (SELECT count(*) FROM budgets) > 0
 
 def _budget_rows(tenant: Tenant, scopes: list[Scope], now: dt.datetime) -> list[Budget]:
     day, month = period_start(Budget.Period.DAY, now), period_start(Budget.Period.MONTH, now)
-    if _in_one_statement():
-        with prepared.cursor() as cursor:
-            cursor.execute(
-                _BUDGETS_SQL,
-                {
-                    "tenant": tenant.pk,
-                    "types": [scope_type for scope_type, _ in scopes],
-                    "ids": [scope_id for _, scope_id in scopes],
-                    "day": day,
-                    "month": month,
-                },
-            )
-            return [_BUDGET_COLUMNS.instance(Budget, row) for row in cursor.fetchall()]
-    scope_q = Q(pk__in=[])
-    for scope_type, scope_id in scopes:
-        scope_q |= Q(scope_type=scope_type, scope_id=scope_id)
-    period_q = (
-        Q(period_start__isnull=True)  # total rows and templates
-        | Q(period=Budget.Period.DAY, period_start=day)
-        | Q(period=Budget.Period.MONTH, period_start=month)
-    )
-    return list(Budget.objects.for_tenant(tenant).filter(scope_q).filter(period_q))
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            _BUDGETS_SQL,
+            {
+                "tenant": tenant.pk,
+                "types": [scope_type for scope_type, _ in scopes],
+                "ids": [scope_id for _, scope_id in scopes],
+                "day": day,
+                "month": month,
+            },
+        )
+        return [_BUDGET_COLUMNS.instance(Budget, row) for row in cursor.fetchall()]
 
 
 def _reserve_in_one_statement(
@@ -454,53 +403,6 @@ def _reserve_in_one_statement(
     refused = {row[2] for row in rows if row[0] == "refused"}
     budget = next((b for b in applicable if b.pk in refused), applicable[0])
     raise BudgetExceeded(budget, tokens=hold.tokens, cost=hold.cost)
-
-
-def _reserve_budget_by_budget(
-    applicable: list[Budget], hold: _Hold, now: dt.datetime
-) -> Reservation:
-    """The portable reservation: one conditional UPDATE per budget, rolled back on a refusal."""
-    with transaction.atomic():
-        existing = tuple(
-            BudgetReservation.objects.filter(budget__in=applicable, ref=hold.ref)
-            .order_by("budget_id")
-            .values_list("pk", flat=True)
-        )
-        if existing:
-            return Reservation(ref=hold.ref, tokens=hold.tokens, cost=hold.cost, ids=existing)
-        for budget in applicable:
-            taken = (
-                Budget.objects.filter(pk=budget.pk)
-                .filter(
-                    Q(limit_tokens__isnull=True)
-                    | Q(limit_tokens__gte=F("spent_tokens") + F("reserved_tokens") + hold.tokens)
-                )
-                .filter(
-                    Q(limit_cost__isnull=True)
-                    | Q(limit_cost__gte=F("spent_cost") + F("reserved_cost") + hold.cost)
-                )
-                .update(
-                    reserved_tokens=F("reserved_tokens") + hold.tokens,
-                    reserved_cost=F("reserved_cost") + hold.cost,
-                    updated_at=now,
-                )
-            )
-            if not taken:
-                # Leaving the atomic block by an exception undoes the budgets already taken.
-                raise BudgetExceeded(budget, tokens=hold.tokens, cost=hold.cost)
-        rows = BudgetReservation.objects.bulk_create(
-            BudgetReservation(
-                budget=budget,
-                ref=hold.ref,
-                tokens=hold.tokens,
-                cost=hold.cost,
-                expires_at=hold.expires_at,
-            )
-            for budget in applicable
-        )
-    return Reservation(
-        ref=hold.ref, tokens=hold.tokens, cost=hold.cost, ids=tuple(r.pk for r in rows)
-    )
 
 
 def _rows(reservation: Reservation) -> list[BudgetReservation]:

@@ -14,8 +14,7 @@ What is guaranteed:
   transaction as :func:`complete` (see :func:`automate_core.outbox.worker.run_job`), its writes
   roll back with it.
 
-The SQL relies on Postgres. On SQLite everything works for one process (``SKIP LOCKED`` is
-ignored there and there is no NOTIFY: workers poll).
+The SQL is Postgres's: the runtime runs on Postgres only (docs/decisions/0001-postgres-only.md).
 """
 
 from __future__ import annotations
@@ -107,39 +106,33 @@ def enqueue(
         max_attempts=max_attempts or automate_settings.OUTBOX_MAX_ATTEMPTS,
     )
     if idempotency_key is None:
-        if connection.vendor == "postgresql":
-            # The hot path (every timer, retry and hook): the row and the wake-up in one round
-            # trip, and no ORM query building.
-            job.updated_at = job.created_at
-            with prepared.cursor() as cursor:
-                cursor.execute(
-                    _ENQUEUE_SQL, [*job_params(job), automate_settings.OUTBOX_NOTIFY_CHANNEL]
-                )
-            job._state.adding, job._state.db = False, connection.alias
-            return job
-        job.save(force_insert=True)
-    else:
-        # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key, so the
-        # read below always finds the one row that won.
-        OutboxJob.objects.bulk_create([job], ignore_conflicts=True)
-        stored = OutboxJob.objects.get(
-            **{"tenant_id": job.tenant_id}, idempotency_key=idempotency_key
-        )
-        if stored.pk != job.pk:
-            return stored
+        # The hot path (every timer, retry and hook): the row and the wake-up in one round
+        # trip, and no ORM query building.
+        job.updated_at = job.created_at
+        with prepared.cursor() as cursor:
+            cursor.execute(
+                _ENQUEUE_SQL, [*job_params(job), automate_settings.OUTBOX_NOTIFY_CHANNEL]
+            )
+        job._state.adding, job._state.db = False, connection.alias
+        return job
+    # ON CONFLICT DO NOTHING waits for a concurrent insert of the same key, so the read below
+    # always finds the one row that won.
+    OutboxJob.objects.bulk_create([job], ignore_conflicts=True)
+    stored = OutboxJob.objects.get(**{"tenant_id": job.tenant_id}, idempotency_key=idempotency_key)
+    if stored.pk != job.pk:
+        return stored
     notify()
     return job
 
 
 def notify() -> None:
-    """Wake listening workers when the current transaction commits (Postgres only).
+    """Wake listening workers when the current transaction commits.
 
     Postgres folds identical notifications of one transaction into one, and drops them on
     rollback. Workers treat a notification only as a hint to look at the table.
     """
-    if connection.vendor == "postgresql":
-        with prepared.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [automate_settings.OUTBOX_NOTIFY_CHANNEL])
+    with prepared.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [automate_settings.OUTBOX_NOTIFY_CHANNEL])
 
 
 _TABLE = OutboxJob._meta.db_table
@@ -281,14 +274,12 @@ RETURNING job.id, job.kind, job.payload, job.fencing_token, job.attempts, job.ma
 def claim_batch(worker_id: str, limit: int, lease_seconds: float | None = None) -> list[Lease]:
     """Claim up to ``limit`` due jobs for ``worker_id``, oldest ``available_at`` first.
 
-    One statement on Postgres: rows another claimer has locked are skipped, never waited for.
-    Call it outside a transaction so the claim commits at once.
+    One statement: rows another claimer has locked are skipped, never waited for. Call it
+    outside a transaction so the claim commits at once.
     """
     seconds = lease_seconds if lease_seconds is not None else automate_settings.OUTBOX_LEASE_SECONDS
     if limit <= 0:
         return []
-    if connection.vendor != "postgresql":
-        return _claim_portable(worker_id, limit, seconds)
     with prepared.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, {"limit": limit, "owner": worker_id, "lease_seconds": seconds})
         rows = cursor.fetchall()
@@ -308,30 +299,6 @@ def claim_batch(worker_id: str, limit: int, lease_seconds: float | None = None) 
         )
         for row in rows
     ]
-
-
-def _claim_portable(worker_id: str, limit: int, lease_seconds: float) -> list[Lease]:
-    with transaction.atomic():
-        ids = list(
-            OutboxJob.objects.filter(status__in=OutboxJob.CLAIMABLE, available_at__lte=Now())
-            .order_by("available_at")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
-        )
-        if not ids:
-            return []
-        OutboxJob.objects.filter(id__in=ids).update(
-            status=Status.RUNNING,
-            attempts=F("attempts") + 1,
-            fencing_token=F("fencing_token") + 1,
-            lease_owner=worker_id,
-            lease_expires_at=_from_now(lease_seconds),
-            started_at=Now(),
-            updated_at=Now(),
-        )
-        return [
-            _lease(job) for job in OutboxJob.objects.filter(id__in=ids).order_by("available_at")
-        ]
 
 
 def adopt(
@@ -373,15 +340,10 @@ def complete(lease: Lease) -> None:
     Call it in the transaction that holds the handler's writes, so they commit or roll back with
     the completion.
     """
-    if connection.vendor == "postgresql":
-        # The per-job hot path: plain SQL spares the ORM's query building (GIL time per job).
-        with prepared.cursor() as cursor:
-            cursor.execute(COMPLETE_JOB_SQL, [lease.job_id, lease.token])
-            done = cursor.rowcount
-    else:
-        done = _held([lease]).update(
-            status=Status.DONE, finished_at=Now(), lease_expires_at=None, updated_at=Now()
-        )
+    # The per-job hot path: plain SQL spares the ORM's query building (GIL time per job).
+    with prepared.cursor() as cursor:
+        cursor.execute(COMPLETE_JOB_SQL, [lease.job_id, lease.token])
+        done = cursor.rowcount
     if not done:
         raise LeaseLost(details={"job_id": str(lease.job_id), "token": lease.token})
 
@@ -390,15 +352,11 @@ def advance(lease: Lease, payload: Any) -> None:
     """Record a self-committing handler's progress in its job's payload, in the transaction of
     the step it finished. Raises LeaseLost (so the step rolls back) if the lease was taken
     over; a retry of the job starts from the payload written here."""
-    if connection.vendor == "postgresql":
-        with prepared.cursor() as cursor:
-            cursor.execute(
-                ADVANCE_JOB_SQL,
-                [json.dumps(payload, cls=DjangoJSONEncoder), lease.job_id, lease.token],
-            )
-            held = cursor.rowcount
-    else:
-        held = _held([lease]).update(payload=payload, updated_at=Now())
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            ADVANCE_JOB_SQL, [json.dumps(payload, cls=DjangoJSONEncoder), lease.job_id, lease.token]
+        )
+        held = cursor.rowcount
     if not held:
         raise LeaseLost(details={"job_id": str(lease.job_id), "token": lease.token})
 

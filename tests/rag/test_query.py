@@ -7,7 +7,6 @@ import pytest
 from automate_core.errors import InvalidInputError
 from rag import search, services
 from rag.errors import IndexNotReady, InvalidRetrievalConfig
-from rag.filters import parse_filters
 from rag.search import RetrievalConfig
 
 from .conftest import configure_rag
@@ -117,16 +116,3 @@ def test_an_empty_query_is_invalid_input(tenant):
     endpoint = handbook(tenant)
     with pytest.raises(InvalidInputError, match="query"):
         services.query(endpoint, "   ")
-
-
-def test_the_python_search_path_agrees_with_exact_postgres_search(tenant):
-    """What SQLite runs: the same candidates as Postgres's exact search, filters included."""
-    endpoint = handbook(tenant)
-    version = endpoint.live_version
-    vector = version.embedding_model.embed("refund delivery")
-    flt = parse_filters({"topic": {"$ne": "security"}})
-    py_vector, py_keyword = search.search_python(version, vector, "refund delivery", flt, 10)
-    pg_vector, _ = search.vector_search_pg(version, vector, flt, 10, RetrievalConfig(), exact=True)
-    pg_keyword = search.keyword_search_pg(version, "refund delivery", flt, 10)
-    assert [i for i, _ in py_vector] == [i for i, _ in pg_vector]
-    assert {i for i, _ in py_keyword} == {i for i, _ in pg_keyword}

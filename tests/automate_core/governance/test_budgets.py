@@ -24,14 +24,12 @@ KEY = ("api_key", "key-1")
 USER = ("end_user", "user-1")
 
 
-@pytest.fixture(autouse=True, params=["one_statement", "unprepared", "portable"])
-def implementation(request, monkeypatch, settings) -> str:
-    """Every test runs on Postgres's one-statement moves (prepared, and with prepared
-    statements turned off for a pooler) and on the portable ORM path."""
+@pytest.fixture(autouse=True, params=["one_statement", "unprepared"])
+def implementation(request, settings) -> str:
+    """Every test runs on the one-statement moves, prepared and with prepared statements
+    turned off for a pooler."""
     if request.param == "unprepared":
         settings.AUTOMATE = {**settings.AUTOMATE, "PREPARED_STATEMENTS": False}
-    if request.param == "portable":
-        monkeypatch.setattr(budgets, "_ONE_STATEMENT_VENDORS", ())
     return request.param
 
 
