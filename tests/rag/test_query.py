@@ -1,4 +1,4 @@
-"""Query: hybrid retrieval, fusion, filters, forced filters, re-ranking and the SQLite path."""
+"""Query: hybrid retrieval, fusion, filters, forced filters and re-ranking."""
 
 from __future__ import annotations
 
