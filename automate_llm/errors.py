@@ -24,6 +24,15 @@ class NoProviderConfigured(LLMError):
     )
 
 
+class UnknownProvider(NoProviderConfigured):
+    """A call named a provider the tenant does not have active, while it has others
+    (``details.choices``): the caller's mistake, so a 404 rather than a 503."""
+
+    status_code = 404
+    code = "llm_provider_not_found"
+    default_message = "No active LLM provider by that name in this tenant."
+
+
 class ProviderConfigError(LLMError):
     status_code = 400
     code = "llm_provider_config_invalid"

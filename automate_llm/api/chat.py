@@ -205,6 +205,10 @@ class ChatView(APIView):
             422: OpenApiResponse(description="The answer never matched json_schema."),
             429: OpenApiResponse(description="Rate limited; see Retry-After."),
             502: OpenApiResponse(description="The provider failed (after retries/fallbacks)."),
+            404: OpenApiResponse(
+                description="`provider` names no active provider of the tenant "
+                "(`llm_provider_not_found`; `details.choices` lists them)."
+            ),
             503: OpenApiResponse(description="No LLM provider is configured for the tenant."),
         },
         examples=[

@@ -464,11 +464,14 @@ def test_without_a_provider_the_answer_is_503_llm_not_configured(api_client):
     assert body["trace_id"] == response["X-Trace-Id"]
 
 
-def test_an_unknown_provider_slug_is_503_naming_it(api_client, wire, wire_model):
+def test_an_unknown_provider_slug_is_404_naming_the_choices(api_client, wire, wire_model):
     response = post(api_client, provider="nope")
 
-    assert response.status_code == 503
-    assert response.json()["details"] == {"provider": "nope"}
+    assert response.status_code == 404
+    body = response.json()
+    assert body["code"] == "llm_provider_not_found"
+    assert body["details"]["provider"] == "nope"
+    assert body["details"]["choices"] == [wire_model.provider.slug]
     assert wire.requests == []
 
 
