@@ -28,7 +28,10 @@ def test_endpoint_config_with_an_inline_credential_is_refused(endpoint):
 
 
 def test_endpoint_config_with_secret_refs_is_accepted(endpoint):
-    endpoint.config = {"token_id": {"$secret": "MODAL_TOKEN_ID"}}
+    endpoint.config = {
+        "token_id": {"$secret": "MODAL_TOKEN_ID"},
+        "token_secret": {"$secret": "MODAL_TOKEN_SECRET"},
+    }
     endpoint.full_clean()
 
 
