@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from automate_core.governance.audit import verify_chain
+from automate_core.management.base import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Recompute the audit log's hash chain and report the first broken row, if any."
 
     def add_arguments(self, parser: Any) -> None:

@@ -6,9 +6,9 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from automate_core.management.base import DatabaseCommand
 from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
 from automate_core.workflows.models import Automation
@@ -31,7 +31,7 @@ DEMO_GRAPH = {
 }
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Create (once) a demo tenant, an 'admin' superuser and an API key."
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -6,12 +6,13 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import CommandError, OutputWrapper
 from django.db.models import Count
 
 from automate_core.conf import automate_settings
 from automate_core.executions import retention
 from automate_core.executions.models import StepRun
+from automate_core.management.base import DatabaseCommand
 
 
 class ProgressBar:
@@ -45,7 +46,7 @@ class ProgressBar:
             self.out.write("")
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Delete completed, failed and cancelled executions (with their step runs) that finished "
         'more than AUTOMATE["EXECUTION_RETENTION_DAYS"] days ago. Never touches queued, running '

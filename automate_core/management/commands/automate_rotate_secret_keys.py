@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from automate_core.governance.stored_secrets import rotate_keys
+from automate_core.management.base import DatabaseCommand
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Re-encrypt stored secrets with the first key of AUTOMATE['SECRET_KEYS']. Keep the old "
         "keys listed until this finishes; safe to re-run."

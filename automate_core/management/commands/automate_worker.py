@@ -6,12 +6,13 @@ import importlib
 import logging
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from automate_core.management.base import DatabaseCommand
 from automate_core.outbox.handlers import autodiscover, registered_kinds
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = (
         "Claim and run outbox jobs with N threads. The first SIGTERM/SIGINT finishes the jobs "
         "in hand and exits; a second exits at once."
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--queue", default=None, help="Celery queue for --relay.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.require_tables()  # the loop below would log and retry a missing table forever
         if options["verbosity"] >= 2:
             logging.getLogger("automate.outbox").setLevel(logging.DEBUG)
         poll = options["poll_ms"] / 1000 if options["poll_ms"] else None

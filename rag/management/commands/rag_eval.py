@@ -12,16 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from automate_core.errors import AutomateError
+from automate_core.management.base import DatabaseCommand
 from automate_core.tenancy.models import Tenant
 from rag import evaluation, indexing, services
 from rag.management.commands.rag_sync import _Bar
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Evaluate a RAG endpoint on a BEIR dataset (corpus.jsonl, queries.jsonl, qrels/)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from automate_core.errors import AutomateError
+from automate_core.management.base import DatabaseCommand
 from automate_core.tenancy.models import Tenant
 from rag import services
 from rag.models import KnowledgeSource, RAGEndpoint
@@ -56,7 +57,7 @@ class _Bar:
             self.bar = None
 
 
-class Command(BaseCommand):
+class Command(DatabaseCommand):
     help = "Sync RAG knowledge sources (fetch, parse, index) or rebuild an endpoint's index."
 
     def add_arguments(self, parser: CommandParser) -> None:
