@@ -148,6 +148,8 @@ SPECTACULAR_SETTINGS = {
         "ExecutionStatusEnum": "automate_core.executions.models.Execution.Status",
         "StepRunStatusEnum": "automate_core.executions.models.StepRun.Status",
         "EventStatusEnum": "automate_core.events.models.Event.Status",
+        "MCPServerStatusEnum": "mcp_bridge.models.MCPServer.Status",
+        "MCPToolStatusEnum": "mcp_bridge.models.MCPTool.Status",
     },
 }
 

@@ -58,7 +58,7 @@ def get_server(tenant: TenantLike, key: str) -> MCPServer:
     """The tenant's server with slug (or id) ``key``; another tenant's is not found."""
     rows = MCPServer.objects.for_tenant(tenant).select_related("tenant")
     found = rows.filter(slug=key).first()
-    if found is None and _is_uuid(key):
+    if found is None and is_uuid(key):
         found = rows.filter(pk=key).first()
     if found is None:
         raise MCPServerNotFound(f"No MCP server {key!r} in this tenant")
@@ -78,7 +78,7 @@ def get_tool(tenant: TenantLike, server: str, name: str) -> MCPTool:
     return tool
 
 
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(str(value))
     except ValueError:
