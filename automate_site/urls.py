@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/llm/", include("automate_llm.api.urls")),
     path("api/v1/rag/", include("rag.api.urls")),
     path("api/v1/mcp/", include("mcp_bridge.api.urls")),
+    path("", include("widgets.urls")),
     path("api/v1/modal/", include("automate_modal.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -35,3 +35,20 @@ def make_embed(endpoint, **fields: Any) -> ChatEmbed:
 @pytest.fixture
 def embed(endpoint) -> ChatEmbed:
     return make_embed(endpoint)
+
+
+@pytest.fixture
+def model(make_wire_provider, openai_wire):
+    """The tenant's default model, on the local OpenAI wire server."""
+    from automate_llm.models import LLMModelConfig
+    from automate_llm.testing.providers import MODELS
+
+    provider = make_wire_provider(openai_wire, is_default=True)
+    return LLMModelConfig.objects.create(
+        tenant=provider.tenant,
+        provider=provider,
+        name="Wire model",
+        slug="wire-model",
+        model_id=MODELS["openai"],
+        is_default=True,
+    )

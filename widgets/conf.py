@@ -1,0 +1,23 @@
+"""``AUTOMATE_WIDGETS`` settings with defaults (see docs/widget.md "Settings")."""
+
+from __future__ import annotations
+
+from automate_core.conf import AppSettings
+
+widget_settings = AppSettings(
+    "AUTOMATE_WIDGETS",
+    defaults={
+        # Lifetime of the conversation token the server issues; each answer renews it.
+        "CONVERSATION_TOKEN_SECONDS": 3600,
+        # Longest lifetime an end-user token may have (exp - iat), and mint's default.
+        "END_USER_TOKEN_MAX_SECONDS": 3600,
+        # Clock skew tolerated when checking a token's exp and iat.
+        "TOKEN_LEEWAY_SECONDS": 30,
+        # Longest question a visitor may send.
+        "MAX_MESSAGE_CHARS": 4000,
+        # Messages a history request returns (the latest ones).
+        "HISTORY_LIMIT": 100,
+        # Seconds a browser may cache a preflight answer.
+        "PREFLIGHT_MAX_AGE": 600,
+    },
+)
