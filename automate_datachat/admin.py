@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.http import HttpRequest
 
-from automate_core.admin import TenantScopedAdmin
+from automate_core.admin_base import TenantScopedAdmin
 from automate_core.governance import audit
 from automate_datachat.models import Dataset, DatasetTable
 

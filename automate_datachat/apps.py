@@ -3,4 +3,10 @@ from django.apps import AppConfig
 
 class AutomateDatachatConfig(AppConfig):
     name = "automate_datachat"
+    verbose_name = "Data chat"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The outbox handlers and maintenance tasks (also for in-process runs: the embedded
+        # server's worker, run_until_idle in tests).
+        from automate_datachat import tasks  # noqa: F401

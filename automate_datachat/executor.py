@@ -2,20 +2,24 @@
 
 Each query runs on this thread's own connection as ``AUTOMATE_DATACHAT["ROLE"]`` (SELECT on
 the backing relations only, ``default_transaction_read_only`` on), never on Django's
-connection, inside ``BEGIN READ ONLY … ROLLBACK``. It is sent with the extended query protocol
-(psycopg's binary results force it), so Postgres itself refuses a second statement.
-``statement_timeout`` and ``idle_in_transaction_session_timeout`` are set when the connection
-is opened; at most ``row_cap + 1`` rows are fetched.
+connection, inside ``BEGIN READ ONLY … ROLLBACK``. The three statements go out in one
+pipeline (one network round trip), each with the extended query protocol, so Postgres itself
+refuses a second statement in the query. ``statement_timeout`` and
+``idle_in_transaction_session_timeout`` are set when the connection is opened; at most
+``row_cap + 1`` rows are fetched.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
 
 import psycopg
+from django.core.signals import setting_changed
 from django.db import connections
+from django.dispatch import receiver
 from psycopg import errors as pg_errors
 
 from automate_datachat.conf import datachat_settings
@@ -24,6 +28,8 @@ from automate_datachat.guard import GuardedSQL
 from automate_datachat.results import QueryResult, ResultColumn
 
 _local = threading.local()
+_BEGIN = b"BEGIN READ ONLY"
+_ROLLBACK = b"ROLLBACK"
 #: What the role's connection takes from the default database's: the server and database only.
 _SERVER_PARAMS = (
     "dbname",
@@ -50,11 +56,13 @@ def execute_sql(sql: str, *, row_cap: int) -> QueryResult:
     conn = connection()
     started = time.perf_counter()
     try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql.encode(), binary=True)
+        with conn.pipeline():
+            conn.execute(_BEGIN)
+            cursor = conn.execute(sql.encode(), binary=True)
+            conn.execute(_ROLLBACK)
+        with cursor:
             rows = cursor.fetchmany(row_cap + 1)
             description = cursor.description or []
-        conn.rollback()
     except psycopg.Error as exc:
         _discard_or_rollback(conn)
         raise _execution_error(exc) from exc
@@ -77,16 +85,30 @@ def execute_sql(sql: str, *, row_cap: int) -> QueryResult:
 
 
 def connection() -> psycopg.Connection[Any]:
-    """This thread's connection as the data chat role (opened again if it was lost)."""
-    conninfo = role_conninfo()
+    """This thread's connection as the data chat role (opened again if it was lost, or if the
+    settings or the default database changed). Autocommit: :func:`execute_sql` sends its own
+    ``BEGIN READ ONLY`` and ``ROLLBACK`` around each query."""
     conn: psycopg.Connection[Any] | None = getattr(_local, "conn", None)
+    conninfo = _conninfo()
     if conn is None or conn.closed or getattr(_local, "conninfo", None) != conninfo:
         if conn is not None:
             conn.close()
-        conn = psycopg.connect(conninfo, autocommit=False)
-        conn.read_only = True
+        conn = psycopg.connect(conninfo, autocommit=True)
         _local.conn, _local.conninfo = conn, conninfo
     return conn
+
+
+@functools.cache
+def _conninfo() -> str:
+    """:func:`role_conninfo`, built once (and again after ``AUTOMATE_DATACHAT`` or
+    ``DATABASES`` change)."""
+    return role_conninfo()
+
+
+@receiver(setting_changed)
+def _forget_conninfo(*, setting: str, **_: Any) -> None:
+    if setting in ("AUTOMATE_DATACHAT", "DATABASES"):
+        _conninfo.cache_clear()
 
 
 def close_connection() -> None:

@@ -2,7 +2,8 @@
 
 :func:`run_sql` is the one way SQL reaches the data: the guard first, then the read-only
 executor, and an audit row for every attempt (refused, failed or run) that names the dataset,
-the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, never a value.
+the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, never a value
+(queued through the outbox, see :mod:`automate_datachat.auditing`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from automate_core.governance import audit
-from automate_datachat import executor, guard
+from automate_datachat import auditing, executor, guard
 from automate_datachat.definitions import DatasetDefinition
 from automate_datachat.errors import DatasetNotFound, SQLExecutionFailed, SQLRejected
 from automate_datachat.registry import resolve_dataset
@@ -78,13 +78,7 @@ def run_sql(
 
 
 def _audit(tenant: Tenant, actor: Any, data: dict[str, Any]) -> None:
-    audit.record(
-        "datachat.query",
-        actor=_actor(actor),
-        tenant=tenant,
-        target=f"datachat:{data['dataset']}",
-        data=data,
-    )
+    auditing.queue(tenant, _actor(actor), data)
 
 
 def _actor(actor: Any) -> str:

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from automate_core.governance.models import AuditLog
+from automate_core.testing.runtime import run_until_idle
 from automate_datachat import executor, services
 from automate_datachat.errors import SQLExecutionFailed, SQLRejected, SQLTimeout
 
@@ -98,6 +99,7 @@ def test_results_carry_column_types_and_json_safe_values(db, shop_tenants, datas
 def test_run_sql_audits_the_query_without_values(db, shop_tenants, dataset_a):
     sql = "SELECT name FROM customers WHERE id = 1"
     result = services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql=sql, actor="user:7")
+    run_until_idle()
     entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
     assert entry.actor == "user:7" and entry.tenant_id == shop_tenants[0].pk
     assert entry.target == "datachat:shop"
@@ -109,6 +111,7 @@ def test_run_sql_audits_the_query_without_values(db, shop_tenants, dataset_a):
 def test_a_refused_query_is_audited_with_its_reason(db, shop_tenants, dataset_a):
     with pytest.raises(SQLRejected):
         services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT pg_sleep(1)")
+    run_until_idle()
     entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
     assert entry.data["outcome"] == "sql_rejected"
     assert entry.data["reason"] == "function_not_allowed"
@@ -126,3 +129,13 @@ def test_a_dataset_slug_resolves_to_the_registered_dataset(db, shop_tenants, sho
         tenant=shop_tenants[0], dataset="shop", sql="SELECT count(*) FROM customers"
     )
     assert result.rows == [(40,)]
+
+
+def test_the_audit_row_carries_the_trace_id_of_the_query(db, shop_tenants, dataset_a):
+    from automate_core.tracing import trace
+
+    with trace("dc-trace-1"):
+        services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT 1 AS one")
+    run_until_idle()
+    entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
+    assert entry.trace_id == "dc-trace-1"
