@@ -16,6 +16,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+_declared: dict[str, AppSettings] = {}
+
 
 class AppSettings:
     def __init__(
@@ -29,6 +31,7 @@ class AppSettings:
         self.import_strings = frozenset(import_strings)
         self._cache: dict[str, Any] = {}
         setting_changed.connect(self._on_setting_changed, weak=False)
+        _declared[namespace] = self
 
     @property
     def user_settings(self) -> Mapping[str, Any]:
@@ -66,6 +69,11 @@ class AppSettings:
     def _on_setting_changed(self, *, setting: str, **_: Any) -> None:
         if setting == self.namespace:
             self.reload()
+
+
+def declared_settings() -> list[AppSettings]:
+    """Every settings object declared so far (apps declare theirs in their ``conf`` module)."""
+    return list(_declared.values())
 
 
 automate_settings = AppSettings(
