@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from automate_core.admin_base import TenantScopedAdmin
 from automate_core.governance import audit
-from automate_datachat.models import Dataset, DatasetTable
+from automate_datachat.models import DataChatMessage, DataChatSession, Dataset, DatasetTable
 
 
 class DatasetTableInline(admin.StackedInline):
@@ -84,3 +84,33 @@ class DatasetTableAdmin(TenantScopedAdmin):
     list_display = ["alias", "dataset", "model_label", "relation", "tenant_column", "tenant_owned"]
     list_filter = ["tenant_owned"]
     search_fields = ["alias", "relation", "model_label", "dataset__slug"]
+
+
+class DataChatMessageInline(admin.TabularInline):
+    model = DataChatMessage
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "role", "content", "sql", "error"]
+    readonly_fields = ["created_at", "role", "content", "sql", "error"]
+
+
+@admin.register(DataChatSession)
+class DataChatSessionAdmin(TenantScopedAdmin):
+    list_display = ["pk", "dataset", "tenant", "user", "end_user", "created_at", "expires_at"]
+    list_filter = ["dataset"]
+    search_fields = ["dataset", "end_user"]
+    readonly_fields = ["api_key_id", "created_at", "updated_at"]
+    inlines = [DataChatMessageInline]
+
+
+@admin.register(DataChatMessage)
+class DataChatMessageAdmin(TenantScopedAdmin):
+    tenant_lookup = "session__tenant"
+    list_display = ["created_at", "session", "role", "short_content"]
+    list_filter = ["role"]
+    search_fields = ["content", "sql"]
+    readonly_fields = ["session", "role", "content", "sql", "data", "chart", "usage", "error"]
+
+    @admin.display(description="content")
+    def short_content(self, obj: DataChatMessage) -> str:
+        return obj.content[:80]

@@ -31,5 +31,9 @@ datachat_settings = AppSettings(
         # Tables wholly owned by one tenant (no tenant column): {"tenant-slug": ["table", ...]}.
         # Only the tenant named here may mark them tenant_owned in a dataset.
         "TENANT_OWNED_TABLES": {},
+        # Sessions: kept this long after their last message, then deleted.
+        "SESSION_TTL_SECONDS": 7 * 24 * 3600,
+        # Rows of a result stored with its message (the API answer carries all of them).
+        "MESSAGE_ROWS": 200,
     },
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models
 
@@ -158,3 +159,58 @@ def relation_columns(relation: str) -> set[str] | None:
             return None
         rows: Any = connection.introspection.get_table_description(cursor, relation)
     return {row.name for row in rows}
+
+
+class DataChatSession(UUIDModel, TimeStampedModel, TenantScopedModel):
+    """A conversation about one dataset: follow-up questions read its history. Kept until
+    ``expires_at`` (``SESSION_TTL_SECONDS`` after its last message), then deleted with its
+    messages by the ``datachat.expire_sessions`` maintenance task."""
+
+    dataset = models.SlugField(max_length=100, help_text="The dataset's slug.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    end_user = models.CharField(
+        max_length=200, blank=True, help_text="The host site's end user id (widgets, API)."
+    )
+    #: Who opened it through the API (``APIKey`` id), so keys only see their own sessions.
+    api_key_id = models.UUIDField(null=True, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="datachat_session_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset} session {self.pk}"
+
+
+class DataChatMessage(UUIDModel, TimeStampedModel):
+    """One turn: the user's question, or the assistant's answer with the SQL that ran, the
+    first ``MESSAGE_ROWS`` rows of its result, the Vega-Lite chart spec and the model usage."""
+
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    session = models.ForeignKey(DataChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    sql = models.TextField(blank=True)
+    data = models.JSONField(
+        default=dict, blank=True, help_text="columns, rows (capped), row_count, truncated"
+    )
+    chart = models.JSONField(null=True, blank=True, help_text="The Vega-Lite spec.")
+    usage = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True, help_text="A NormalizedError body.")
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:60]}"
