@@ -118,6 +118,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Stored files (Modal job artifacts, uploads) under var/ in development; set MEDIA_ROOT and a
+# storage backend (STORAGES) for production.
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media")).resolve()
 # Serve app static files (admin, Swagger UI) straight from the apps: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
