@@ -232,16 +232,18 @@ def call_tool(
 ) -> ToolResult:
     """Call ``tool`` with ``arguments`` (see the module doc for every check, in order).
 
-    Raises ToolNotCallable (not approved), InvalidToolArguments (policy or schema),
-    ToolCallRateLimited, ToolDefinitionChanged (the server changed the tool: it is now
-    quarantined), EgressDenied / StdioCommandNotAllowed, MCPConnectionError, ToolCallTimeout,
-    or ToolCallFailed (the tool answered ``isError``; the message is the server's).
+    Raises ToolNotCallable (not approved, or the server disabled), InvalidToolArguments
+    (policy or schema), ToolCallRateLimited, ToolDefinitionChanged (the server changed the
+    tool: it is now quarantined), EgressDenied / StdioCommandNotAllowed, MCPConnectionError,
+    ToolCallTimeout, or ToolCallFailed (the tool answered ``isError``; the message is the server's).
     """
     if tool.status != MCPTool.Status.APPROVED or tool.approved_version is None:
         raise ToolNotCallable(
             f"MCP tool {tool} is {tool.status}; it needs an approval before it can be called",
             status=tool.status,
         )
+    if tool.server.status == MCPServer.Status.DISABLED:
+        raise ToolNotCallable(f"MCP server {tool.server.slug!r} is disabled", status="disabled")
     approved = tool.approved_version
     sent = apply_argument_policy(tool.argument_policy or {}, arguments)
     validate_arguments(approved.definition.get("inputSchema") or {}, sent)

@@ -16,7 +16,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
+
+
+class _PagedMCPServer(MCPServer):
+    """``MCPServer`` whose ``tools/list`` answers ``page_size`` tools a page (cursor = offset),
+    so tests see a paginated listing; None lists everything at once, as the SDK does."""
+
+    page_size: int | None = None
+
+    async def _handle_list_tools(
+        self, ctx: Any, params: mcp_types.PaginatedRequestParams | None
+    ) -> mcp_types.ListToolsResult:
+        tools = await self.list_tools()
+        if self.page_size is None:
+            return mcp_types.ListToolsResult(tools=tools)
+        start = int(params.cursor or 0) if params is not None else 0
+        end = start + self.page_size
+        return mcp_types.ListToolsResult(
+            tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None
+        )
 
 
 @dataclass
@@ -32,12 +52,15 @@ class ToolServer:
     """An SDK server whose tools the test controls; ``calls`` records what each tool got."""
 
     name: str = "test-server"
+    #: Tools per ``tools/list`` page (None: one page).
+    page_size: int | None = None
     server: MCPServer = field(init=False)
     calls: list[ReceivedCall] = field(default_factory=list)
     url: str = ""
 
     def __post_init__(self) -> None:
-        self.server = MCPServer(self.name)
+        self.server = _PagedMCPServer(self.name)
+        self.server.page_size = self.page_size
 
     def add(
         self,

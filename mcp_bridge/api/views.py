@@ -30,9 +30,9 @@ from mcp_bridge import services
 from mcp_bridge.api.serializers import (
     ApproveSerializer,
     MCPServerSerializer,
+    MCPSyncAcceptedSerializer,
     MCPToolDetailSerializer,
     MCPToolSerializer,
-    MCPSyncAcceptedSerializer,
 )
 from mcp_bridge.conf import mcp_settings
 from mcp_bridge.errors import MCPToolNotFound

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from automate_core.governance.models import AuditLog
@@ -10,6 +12,8 @@ from mcp_bridge import services
 from mcp_bridge.errors import (
     InvalidToolArguments,
     ToolCallFailed,
+    ToolCallRateLimited,
+    ToolCallTimeout,
     ToolDefinitionChanged,
     ToolNotCallable,
 )
@@ -189,3 +193,53 @@ def test_streamable_http_falls_back_to_sse_for_a_legacy_server(tenant, allow_loo
         row = MCPServer.objects.create(tenant=tenant, name="Legacy", url=url, auto_approve_new=True)
         report = sync_server(row)
     assert report.created == ["add"]
+
+
+def test_calls_beyond_the_servers_rate_limit_are_refused_and_audited(
+    approved_row, tool_server, settings
+):
+    settings.AUTOMATE_MCP = {"CALL_RATE_LIMIT": "1/min"}
+    tool = _tool(approved_row, "echo")
+    tool.execute({"text": "one"})
+
+    with pytest.raises(ToolCallRateLimited) as refused:
+        tool.execute({"text": "two"})
+
+    assert refused.value.retry_after > 0
+    assert [call.arguments["text"] for call in tool_server.calls] == ["one"]
+    outcomes = AuditLog.objects.filter(action="mcp.tool.call").values_list("data", flat=True)
+    assert sorted(data["outcome"] for data in outcomes) == ["ok", "rate_limited"]
+
+
+def test_a_call_that_outlasts_its_timeout_fails(approved_row, tool_server):
+    def slow(seconds: float) -> str:
+        """Sleeps."""
+        time.sleep(seconds)
+        return "late"
+
+    tool_server.add(slow)
+    sync_server(approved_row)
+
+    with pytest.raises(ToolCallTimeout):
+        _tool(approved_row, "slow").execute({"seconds": 3}, timeout=0.5)
+
+
+def test_a_disabled_servers_tools_are_refused(approved_row, tool_server):
+    MCPServer.objects.filter(pk=approved_row.pk).update(status="disabled")
+
+    with pytest.raises(ToolNotCallable, match="disabled"):
+        _tool(approved_row, "add").execute({"a": 1, "b": 2})
+
+    assert tool_server.calls == []
+
+
+def test_the_pin_check_finds_a_tool_on_a_later_page(tenant, allow_loopback):
+    from mcp_bridge.testing import ToolServer
+
+    paged = ToolServer(name="paged", page_size=2)
+    for name in ("a", "b", "c", "d"):
+        paged.add(add, name=f"add_{name}")
+    with paged.serving() as url:
+        row = MCPServer.objects.create(tenant=tenant, name="Paged", url=url, auto_approve_new=True)
+        sync_server(row)
+        assert _tool(row, "add_d").execute({"a": 1, "b": 1}).text == "2"

@@ -11,6 +11,7 @@ from mcp_bridge.errors import MCPConnectionError
 from mcp_bridge.models import MCPServer, MCPTool
 from mcp_bridge.services import approve_tool
 from mcp_bridge.sync import sync_server
+from mcp_bridge.testing import ToolServer
 
 from .conftest import add
 
@@ -139,3 +140,29 @@ def test_an_unreachable_server_is_recorded_as_an_error(server_row):
     server_row.refresh_from_db()
     assert server_row.status == "error"
     assert "MCP session failed" in server_row.last_error
+
+
+def test_sync_follows_every_page_of_the_listing(tenant, allow_loopback):
+    paged = ToolServer(name="paged", page_size=3)
+    for n in range(7):
+        paged.add(add, name=f"add_{n}")
+    with paged.serving() as url:
+        row = MCPServer.objects.create(tenant=tenant, name="Paged", url=url)
+        report = sync_server(row)
+
+    assert (report.tools, report.pages) == (7, 3)
+    assert MCPTool.objects.filter(server=row).count() == 7
+
+
+def test_sync_counts_the_servers_resources_and_prompts(server_row, tool_server):
+    @tool_server.server.resource("docs://readme")
+    def readme() -> str:
+        return "Read me."
+
+    @tool_server.server.prompt()
+    def greet(name: str) -> str:
+        return f"Greet {name}."
+
+    report = sync_server(server_row)
+
+    assert (report.resources, report.prompts) == (1, 1)
