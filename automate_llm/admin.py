@@ -29,9 +29,11 @@ from automate_core import plugins
 from automate_core.admin_base import RedactedPayloadAdmin, TenantScopedAdmin
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
-from automate_core.governance.redaction import REDACTED, redact
+from automate_core.governance.credentials import credentials_in_clear
+from automate_core.governance.redaction import redact
 from automate_core.governance.secrets import InvalidSecretRefError, find_secret_refs
 from automate_llm import prompts
+from automate_llm.configs import other_default, unknown_fallbacks
 from automate_llm.models import (
     LLMModelConfig,
     LLMProvider,
@@ -89,31 +91,7 @@ class _AuditedConfigAdmin(TenantScopedAdmin):
             super().delete_queryset(request, queryset)
 
 
-def _other_default(model: type[Any], tenant_id: Any, pk: Any) -> Any:
-    return model.objects.filter(tenant_id=tenant_id, is_default=True).exclude(pk=pk).first()
-
-
 # -- providers -----------------------------------------------------------------------------------
-
-
-def _raw_credentials(config: Any, path: str = "config") -> list[str]:
-    """Paths in ``config`` where the redactor would hide something (a raw credential) or has
-    already hidden it (a redacted value shown by this form and sent back)."""
-    cleaned = redact(config)
-    found: list[str] = []
-
-    def walk(original: Any, redacted: Any, where: str) -> None:
-        if isinstance(original, dict) and isinstance(redacted, dict):
-            for key, value in original.items():
-                walk(value, redacted.get(key), f"{where}.{key}")
-        elif isinstance(original, list) and isinstance(redacted, list):
-            for index, (a, b) in enumerate(zip(original, redacted, strict=False)):
-                walk(a, b, f"{where}[{index}]")
-        elif original != redacted or (isinstance(original, str) and REDACTED in original):
-            found.append(where)
-
-    walk(config, cleaned, path)
-    return found
 
 
 class LLMProviderForm(forms.ModelForm):
@@ -154,7 +132,7 @@ class LLMProviderForm(forms.ModelForm):
             find_secret_refs(config)
         except InvalidSecretRefError as exc:
             raise forms.ValidationError(exc.message) from None
-        raw = _raw_credentials(config)
+        raw = credentials_in_clear(config)
         if raw:
             raise forms.ValidationError(
                 f"{', '.join(raw)} holds a credential in clear (or redacted): store it as a "
@@ -166,7 +144,7 @@ class LLMProviderForm(forms.ModelForm):
         data = super().clean() or {}
         tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
         if data.get("is_default") and tenant is not None:
-            other = _other_default(LLMProvider, tenant.pk, self.instance.pk)
+            other = other_default(LLMProvider, tenant.pk, self.instance.pk)
             if other is not None:
                 self.add_error(
                     "is_default", f"{other} is already this tenant's default; untick it first."
@@ -218,19 +196,14 @@ class LLMModelConfigForm(forms.ModelForm):
         if tenant is None:
             return data
         if data.get("is_default"):
-            other = _other_default(LLMModelConfig, tenant.pk, self.instance.pk)
+            other = other_default(LLMModelConfig, tenant.pk, self.instance.pk)
             if other is not None:
                 self.add_error(
                     "is_default", f"{other} is already this tenant's default; untick it first."
                 )
         fallbacks = data.get("fallbacks")
         if isinstance(fallbacks, list) and all(isinstance(s, str) for s in fallbacks):
-            known = set(
-                LLMModelConfig.objects.for_tenant(tenant)
-                .filter(slug__in=fallbacks)
-                .values_list("slug", flat=True)
-            )
-            unknown = [s for s in fallbacks if s not in known]
+            unknown = unknown_fallbacks(tenant, fallbacks)
             if unknown:
                 self.add_error("fallbacks", f"No model config with slug {', '.join(unknown)}.")
         return data
