@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -124,6 +125,8 @@ class TenantState:
         found |= {
             str(pk) for pk in APIKey.objects.filter(tenant=self.tenant).values_list("pk", flat=True)
         }
+        rag_rows = self.extra.get("rag", {}).values()
+        found |= {str(row.pk) for row in rag_rows if isinstance(row, models.Model)}
         return found
 
 

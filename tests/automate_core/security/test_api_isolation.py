@@ -19,12 +19,15 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from automate_core.events.models import Event
+from automate_core.events.models import Event, WebhookSource
 from automate_core.events.webhooks import sign
 from automate_core.executions.models import Execution
+from automate_core.rules.models import Trigger
 from automate_core.tenancy.models import APIKey
 from automate_core.testing.runtime import run_until_idle
-from automate_llm.models import Prompt, PromptLabel, PromptVersion
+from automate_core.workflows.models import Automation, WorkflowVersion
+from automate_llm.models import LLMModelConfig, LLMProvider, Prompt, PromptLabel, PromptVersion
+from rag.models import EmbeddingModel, IndexVersion, KnowledgeSource, RAGEndpoint
 
 from .conftest import SHARED_EVENT_TYPE, SHARED_IDEMPOTENCY_KEY, SHARED_SIGNAL, World
 
@@ -39,6 +42,14 @@ LIST_ROUTES = {
     "event-list": "/api/v1/events",
     "execution-list": "/api/v1/executions",
     "llm-prompt-list": "/api/v1/llm/prompts",
+    "automation-list": "/api/v1/automations",
+    "trigger-list": "/api/v1/triggers",
+    "webhook-source-list": "/api/v1/webhook-sources",
+    "llm-provider-list": "/api/v1/llm/providers",
+    "llm-model-list": "/api/v1/llm/models",
+    "rag-config-source-list": "/api/v1/rag/config/sources",
+    "rag-config-endpoint-list": "/api/v1/rag/config/endpoints",
+    "rag-config-embedding-model-list": "/api/v1/rag/config/embedding-models",
 }
 # Route name -> (path template, which of B's objects it addresses). A must get 404.
 DETAIL_ROUTES = {
@@ -56,6 +67,25 @@ DETAIL_ROUTES = {
     "llm-prompt-version-detail": ("/api/v1/llm/prompts/{pk}/versions/1", "prompt"),
     # v2 is each tenant's draft: publishing it is the attack.
     "llm-prompt-version-publish": ("/api/v1/llm/prompts/{pk}/versions/2/publish", "prompt"),
+    "automation-detail": ("/api/v1/automations/{pk}", "automation"),
+    "workflow-version-list": ("/api/v1/automations/{pk}/versions", "automation"),
+    "workflow-version-validate": ("/api/v1/automations/{pk}/versions/validate", "automation"),
+    "workflow-version-detail": ("/api/v1/automations/{pk}/versions/1", "automation"),
+    "workflow-version-publish": ("/api/v1/automations/{pk}/versions/1/publish", "automation"),
+    "workflow-version-make-live": ("/api/v1/automations/{pk}/versions/1/make-live", "automation"),
+    "workflow-version-diff": ("/api/v1/automations/{pk}/versions/1/diff", "automation"),
+    "trigger-detail": ("/api/v1/triggers/{pk}", "trigger"),
+    "webhook-source-detail": ("/api/v1/webhook-sources/{pk}", "hook"),
+    "llm-provider-detail": ("/api/v1/llm/providers/{pk}", "llm_provider"),
+    "llm-model-detail": ("/api/v1/llm/models/{pk}", "llm_model"),
+    # "rag.<name>": a row of the tenant's RAG world (rag_world.build_rag).
+    "rag-config-source-detail": ("/api/v1/rag/config/sources/{pk}", "rag.source"),
+    "rag-config-endpoint-detail": ("/api/v1/rag/config/endpoints/{pk}", "rag.endpoint"),
+    "rag-config-endpoint-reindex": ("/api/v1/rag/config/endpoints/{pk}/reindex", "rag.endpoint"),
+    "rag-config-embedding-model-detail": (
+        "/api/v1/rag/config/embedding-models/{pk}",
+        "rag.embedding_model",
+    ),
 }
 # Routes with no object in the path; each has its own attack below.
 OTHER_ROUTES = {
@@ -86,6 +116,14 @@ LIST_FILTERS = {
         {"workflow": "orders"},
     ],
     "llm-prompt-list": [{}],
+    "automation-list": [{}],
+    "trigger-list": [{}, {"automation": "orders"}, {"event_type": SHARED_EVENT_TYPE}],
+    "webhook-source-list": [{}],
+    "llm-provider-list": [{}],
+    "llm-model-list": [{}, {"provider": "main"}],
+    "rag-config-source-list": [{}],
+    "rag-config-endpoint-list": [{}],
+    "rag-config-embedding-model-list": [{}],
 }
 METHODS = ["get", "post", "put", "patch", "delete"]
 BODIES = {"post": {"name": SHARED_SIGNAL, "payload": {"approved": True}}}
@@ -130,8 +168,22 @@ def _forged_client(world: World, forgery: str) -> tuple[APIClient, dict[str, str
     return world.a.client(**headers), params
 
 
+def _target(state: Any, attr: str) -> Any:
+    """The object a DETAIL_ROUTES entry addresses: an attribute, or ``rag.<name>``."""
+    if attr.startswith("rag."):
+        return state.extra["rag"][attr.removeprefix("rag.")]
+    return getattr(state, attr)
+
+
 def _snapshot(obj: models.Model) -> dict[str, Any]:
     return type(obj)._base_manager.filter(pk=obj.pk).values().get()
+
+
+# Tenant-owned configuration an attack must leave as it was.
+TENANT_MODELS = (
+    Prompt, PromptVersion, PromptLabel, Automation, Trigger, WebhookSource, LLMProvider,
+    LLMModelConfig, KnowledgeSource, RAGEndpoint, EmbeddingModel, IndexVersion,
+)  # fmt: skip
 
 
 def _b_state(world: World) -> dict[str, Any]:
@@ -142,8 +194,11 @@ def _b_state(world: World) -> dict[str, Any]:
         "runs": list(Execution.objects.filter(tenant=b.tenant).values().order_by("pk")),
         **{
             model.__name__: list(model.objects.filter(tenant=b.tenant).values().order_by("pk"))
-            for model in (Prompt, PromptVersion, PromptLabel)
+            for model in TENANT_MODELS
         },
+        "versions": list(
+            WorkflowVersion.objects.filter(automation__tenant=b.tenant).values().order_by("pk")
+        ),
     }
 
 
@@ -212,7 +267,7 @@ def test_list_shows_none_of_the_other_tenants_rows(world, name, forgery):
 @pytest.mark.parametrize("name", DETAIL_ROUTES)
 def test_detail_and_actions_on_other_tenants_object_are_404(world, name, forgery):
     template, attr = DETAIL_ROUTES[name]
-    target = getattr(world.b, attr)
+    target = _target(world.b, attr)
     client, extra = _forged_client(world, forgery)
     before, before_all = _snapshot(target), _b_state(world)
     suffix = "?" + "&".join(f"{k}={v}" for k, v in extra.items()) if extra else ""
@@ -243,7 +298,7 @@ def test_own_objects_are_reachable_so_the_404s_mean_something(world):
     client = world.a.client()
     for name, (template, attr) in DETAIL_ROUTES.items():
         if "get" in resolve(template.format(pk=uuid.uuid4())).func.actions:
-            response = client.get(template.format(pk=getattr(world.a, attr).pk))
+            response = client.get(template.format(pk=_target(world.a, attr).pk))
             assert response.status_code == 200, name
 
 
@@ -289,6 +344,33 @@ def test_issued_key_belongs_to_the_callers_tenant_whatever_the_body_says(world):
     issued = APIKey.objects.get(pk=response.json()["id"])
     assert issued.tenant_id == world.a.tenant.pk
     assert APIKey.authenticate(response.json()["key"]).tenant_id == world.a.tenant.pk
+    assert _b_state(world) == before
+
+
+CONFIG_CREATES = [
+    ("/api/v1/automations", {"name": "Sneaky"}, Automation),
+    ("/api/v1/triggers", {"name": "sneaky", "event_type": "x", "automation": "orders"}, Trigger),
+    ("/api/v1/webhook-sources", {"source": "sneaky", "secret_ref": "X"}, WebhookSource),
+    (
+        "/api/v1/llm/providers",
+        {"name": "Sneaky", "provider_type": "openai", "config": {"api_key": "$secret:K"}},
+        LLMProvider,
+    ),
+    ("/api/v1/rag/config/embedding-models", {"name": "Sneaky"}, EmbeddingModel),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "model"), CONFIG_CREATES)
+def test_created_config_belongs_to_the_callers_tenant_whatever_the_body_says(
+    world, path, body, model
+):
+    before = _b_state(world)
+    b_pk = str(world.b.tenant.pk)
+    response = world.a.client(HTTP_X_TENANT="globex").post(
+        path, {**body, "tenant": b_pk, "tenant_id": b_pk}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    assert model.objects.get(pk=response.json()["id"]).tenant_id == world.a.tenant.pk
     assert _b_state(world) == before
 
 
@@ -510,7 +592,7 @@ def test_session_member_of_a_gets_nothing_of_b(world, member_of_a, variant):
     else:
         assert tenant.status_code == 403
     for name, (template, attr) in DETAIL_ROUTES.items():
-        theirs = template.format(pk=getattr(world.b, attr).pk)
+        theirs = template.format(pk=_target(world.b, attr).pk)
         missing = template.format(pk=uuid.uuid4())
         for method in METHODS:
             body = BODIES.get(method)
