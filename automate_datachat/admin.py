@@ -11,7 +11,13 @@ from django.http import HttpRequest
 
 from automate_core.admin_base import TenantScopedAdmin
 from automate_core.governance import audit
-from automate_datachat.models import DataChatMessage, DataChatSession, Dataset, DatasetTable
+from automate_datachat.models import (
+    DataChatMessage,
+    DataChatSession,
+    Dataset,
+    DatasetExample,
+    DatasetTable,
+)
 
 
 class DatasetTableInline(admin.StackedInline):
@@ -114,3 +120,12 @@ class DataChatMessageAdmin(TenantScopedAdmin):
     @admin.display(description="content")
     def short_content(self, obj: DataChatMessage) -> str:
         return obj.content[:80]
+
+
+@admin.register(DatasetExample)
+class DatasetExampleAdmin(TenantScopedAdmin):
+    """Curated question → SQL pairs; ``DatasetExample.clean`` runs the guard on the SQL."""
+
+    list_display = ["question", "dataset", "tenant", "created_at"]
+    list_filter = ["dataset"]
+    search_fields = ["question", "sql"]

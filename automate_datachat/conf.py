@@ -35,5 +35,10 @@ datachat_settings = AppSettings(
         "SESSION_TTL_SECONDS": 7 * 24 * 3600,
         # Rows of a result stored with its message (the API answer carries all of them).
         "MESSAGE_ROWS": 200,
+        # NL→SQL: the model (a model config slug or model id; None: the tenant's default),
+        # how many similar examples and past turns go into the prompt.
+        "MODEL": None,
+        "PROMPT_EXAMPLES": 5,
+        "HISTORY_TURNS": 5,
     },
 )

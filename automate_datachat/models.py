@@ -214,3 +214,31 @@ class DataChatMessage(UUIDModel, TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:60]}"
+
+
+class DatasetExample(UUIDModel, TimeStampedModel, TenantScopedModel):
+    """A question and the SQL that answers it, curated per dataset: the most similar ones go
+    into the NL→SQL prompt. The SQL must pass the guard against the dataset when saved."""
+
+    dataset = models.SlugField(max_length=100, help_text="The dataset's slug.")
+    question = models.TextField()
+    sql = models.TextField()
+
+    class Meta:
+        ordering = ["dataset", "created_at"]
+        indexes = [models.Index(fields=["tenant", "dataset"], name="datachat_example_dataset")]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+    def clean(self) -> None:
+        from automate_datachat import guard
+        from automate_datachat.errors import DatasetNotFound, SQLRejected
+        from automate_datachat.registry import resolve_dataset
+
+        try:
+            guard.check(self.sql, resolve_dataset(self.tenant, self.dataset))
+        except DatasetNotFound as exc:
+            raise ValidationError({"dataset": exc.message}) from exc
+        except SQLRejected as exc:
+            raise ValidationError({"sql": f"{exc.message} ({exc.reason})"}) from exc

@@ -11,17 +11,20 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from automate_datachat import auditing, executor, guard
+from automate_datachat import asking, auditing, examples, executor, guard
+from automate_datachat.asking import Answer, Progress
 from automate_datachat.definitions import DatasetDefinition
 from automate_datachat.errors import DatasetNotFound, SQLExecutionFailed, SQLRejected
 from automate_datachat.registry import resolve_dataset
 from automate_datachat.results import QueryResult
+from automate_datachat.sessions import SessionNotFound
+from automate_llm.services import CallContext
 
 if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant
-    from automate_datachat.models import Dataset
+    from automate_datachat.models import DataChatSession, Dataset, DatasetExample
 
-__all__ = ["dataset_for", "run_sql"]
+__all__ = ["Answer", "CallContext", "add_example", "ask", "dataset_for", "run_sql"]
 
 
 def dataset_for(tenant: Tenant, dataset: Dataset | DatasetDefinition | str) -> DatasetDefinition:
@@ -75,6 +78,47 @@ def run_sql(
         },
     )
     return result
+
+
+def ask(
+    *,
+    tenant: Tenant,
+    dataset: Dataset | DatasetDefinition | str,
+    question: str,
+    session: DataChatSession | None = None,
+    context: CallContext,
+    actor: str | Any = None,
+    model: str | None = None,
+    progress: Progress | None = None,
+) -> Answer:
+    """Answer ``question`` with guarded SQL, its rows and a chart, through the tenant's model
+    (metered and budgeted by the gateway with ``context``); see :mod:`automate_datachat.asking`.
+    With a ``session`` (of this tenant and dataset) its recent turns are the history and the
+    new turn is stored."""
+    definition = dataset_for(tenant, dataset)
+    if session is not None and (
+        session.tenant_id != tenant.pk or session.dataset != definition.slug
+    ):
+        raise SessionNotFound(details={"session": str(session.pk)})
+    return asking.ask(
+        tenant=tenant,
+        dataset=definition,
+        question=question,
+        session=session,
+        context=context,
+        actor=actor,
+        model=model,
+        progress=progress,
+    )
+
+
+def add_example(
+    *, tenant: Tenant, dataset: Dataset | DatasetDefinition | str, question: str, sql: str
+) -> DatasetExample:
+    """Store a curated question → SQL example of ``dataset``; its SQL must pass the guard."""
+    return examples.add_example(
+        tenant=tenant, dataset=dataset_for(tenant, dataset), question=question, sql=sql
+    )
 
 
 def _audit(tenant: Tenant, actor: Any, data: dict[str, Any]) -> None:

@@ -53,3 +53,22 @@ def dataset_a(shop_dataset, shop_tenants) -> DatasetDefinition:
 @pytest.fixture
 def dataset_b(shop_dataset, shop_tenants) -> DatasetDefinition:
     return shop_dataset.bind(shop_tenants[1].pk)
+
+
+@pytest.fixture
+def no_backoff(settings) -> None:
+    settings.AUTOMATE_LLM = {"RETRY_BASE_DELAY": 0, "RETRY_MAX_DELAY": 0}
+
+
+@pytest.fixture
+def shop_model(make_wire_provider, wire, shop_tenants, no_backoff):
+    """Tenant A's default model, on ``wire`` (each provider's wire server in turn)."""
+    return make_wire_provider(
+        wire, tenant_=shop_tenants[0], is_default=True, default_model=_model(wire)
+    )
+
+
+def _model(wire) -> str:
+    from automate_llm.testing.providers import MODELS
+
+    return MODELS[wire.provider_type]
