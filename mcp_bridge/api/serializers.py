@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from automate_core.api.permissions import request_tenant
 from mcp_bridge.diff import definition_diff
 from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
 
@@ -38,10 +39,15 @@ class MCPServerSerializer(serializers.ModelSerializer):
         return counts
 
     def validate_slug(self, value: str) -> str:
-        if self.instance is not None and value != self.instance.slug:
-            raise serializers.ValidationError(
-                "The slug cannot change: workflows refer to the server by it."
-            )
+        if self.instance is not None:
+            if value != self.instance.slug:
+                raise serializers.ValidationError(
+                    "The slug cannot change: workflows refer to the server by it."
+                )
+            return value
+        tenant = request_tenant(self.context["request"])
+        if MCPServer.objects.for_tenant(tenant).filter(slug=value).exists():
+            raise serializers.ValidationError("This tenant already has a server with this slug.")
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

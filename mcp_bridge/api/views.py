@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from automate_core.api.permissions import request_tenant
+from automate_core.errors import ConflictError
 from automate_core.governance import audit
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import Tenant
@@ -113,9 +114,12 @@ class MCPServerViewSet(
         )
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
-        with transaction.atomic():
-            server = serializer.save(tenant=self.tenant)
-            self._audit("create", server, dict(serializer.validated_data))
+        try:
+            with transaction.atomic():
+                server = serializer.save(tenant=self.tenant)
+                self._audit("create", server, dict(serializer.validated_data))
+        except IntegrityError:  # a concurrent create took the slug after validation
+            raise ConflictError("This tenant already has a server with this slug.") from None
 
     def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
         with transaction.atomic():

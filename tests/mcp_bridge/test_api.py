@@ -36,6 +36,29 @@ def test_create_a_server_derives_its_slug_and_is_audited(api_client):
     assert AuditLog.objects.filter(action="mcp.server.create").exists()
 
 
+def test_creating_a_server_with_a_taken_slug_is_a_400(api_client):
+    body = {"name": "Docs", "slug": "docs", "url": "https://mcp.example.com/mcp"}
+    assert api_client.post("/api/v1/mcp/servers", body, format="json").status_code == 201
+
+    response = api_client.post("/api/v1/mcp/servers", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert "slug" in response.json()["details"]
+
+
+def test_another_tenant_may_use_the_same_slug(api_client, other_tenant):
+    MCPServer.objects.create(tenant=other_tenant, name="Docs", slug="docs", url="https://x.example")
+
+    response = api_client.post(
+        "/api/v1/mcp/servers",
+        {"name": "Docs", "slug": "docs", "url": "https://mcp.example.com/mcp"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+
+
 def test_a_stdio_command_not_in_settings_is_a_400(api_client):
     response = api_client.post(
         "/api/v1/mcp/servers",
