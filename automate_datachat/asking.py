@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +87,9 @@ class Answer:
         }
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Callbacks for a caller that reports as it goes (the SSE answer)."""
-
-    on_sql: Callable[[str], None] = lambda sql: None
-    on_rows: Callable[[QueryResult], None] = lambda result: None
+#: What :func:`answer_events` reports as it goes: ``("sql", text)`` before each run (again,
+#: with the repaired text, after a refusal) and ``("rows", QueryResult)`` once the SQL ran.
+Event = tuple[str, Any]
 
 
 def ask(
@@ -104,16 +101,43 @@ def ask(
     context: CallContext,
     actor: Any = None,
     model: str | None = None,
-    progress: Progress | None = None,
 ) -> Answer:
     """Answer ``question`` about ``dataset`` (bound to ``tenant``); see the module docstring.
 
     Raises the gateway's errors (``BudgetExceeded``, ``NoProviderConfigured``...) before any
     SQL runs, and ``SQLRejected`` / ``SQLExecutionFailed`` when the repaired SQL fails too.
     """
+    events = answer_events(
+        tenant=tenant,
+        dataset=dataset,
+        question=question,
+        session=session,
+        context=context,
+        actor=actor,
+        model=model,
+    )
+    while True:
+        try:
+            next(events)
+        except StopIteration as done:
+            answer: Answer = done.value
+            return answer
+
+
+def answer_events(
+    *,
+    tenant: Tenant,
+    dataset: DatasetDefinition,
+    question: str,
+    session: DataChatSession | None = None,
+    context: CallContext,
+    actor: Any = None,
+    model: str | None = None,
+) -> Generator[Event, None, Answer]:
+    """:func:`ask` as it goes: yields :data:`Event` pairs and returns the :class:`Answer`.
+    The first model call is made before the first event, so its errors come first."""
     from automate_datachat.services import run_sql
 
-    progress = progress or Progress()
     messages = prompt(tenant=tenant, dataset=dataset, question=question, session=session)
     usage = CallUsage()
     request_ids: list[str] = []
@@ -139,7 +163,7 @@ def ask(
     repaired = False
     try:
         try:
-            progress.on_sql(proposal["sql"])
+            yield "sql", proposal["sql"]
             result = run_sql(tenant=tenant, dataset=dataset, sql=proposal["sql"], actor=actor)
         except (SQLRejected, SQLExecutionFailed) as exc:
             repaired = True
@@ -149,10 +173,10 @@ def ask(
                 {"role": "user", "content": REPAIR_PROMPT.format(error=_error_text(exc))},
             ]
             proposal = propose(messages, ":sql-repair")
-            progress.on_sql(proposal["sql"])
+            yield "sql", proposal["sql"]
             result = run_sql(tenant=tenant, dataset=dataset, sql=proposal["sql"], actor=actor)
     except AutomateError as exc:
-        answer = Answer(
+        failed = Answer(
             question=question,
             sql=proposal["sql"],
             explanation=proposal.get("explanation", ""),
@@ -164,9 +188,9 @@ def ask(
             session=session,
             error={"code": exc.code, "message": exc.message, "details": exc.details},
         )
-        _store(answer)
+        _store(failed)
         raise
-    progress.on_rows(result)
+    yield "rows", result
     answer = Answer(
         question=question,
         sql=result.sql,

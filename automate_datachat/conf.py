@@ -40,5 +40,8 @@ datachat_settings = AppSettings(
         "MODEL": None,
         "PROMPT_EXAMPLES": 5,
         "HISTORY_TURNS": 5,
+        # API rate limits, per API key (or user): asking calls the model, SQL only reads.
+        "ASK_RATE_LIMIT": "60/min",
+        "SQL_RATE_LIMIT": "600/min",
     },
 )

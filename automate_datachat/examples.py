@@ -40,6 +40,16 @@ def add_example(
     )
 
 
+def update_example(
+    example: DatasetExample, *, dataset: DatasetDefinition, question: str, sql: str
+) -> DatasetExample:
+    """Change an example; its new SQL must pass the guard too."""
+    guard.check(sql, dataset)
+    example.question, example.sql = question.strip(), sql.strip()
+    example.save(update_fields=["question", "sql", "updated_at"])
+    return example
+
+
 def similar_examples(
     *, tenant: Tenant, dataset: str, question: str, limit: int
 ) -> list[DatasetExample]:

@@ -9,10 +9,11 @@ the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, n
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from automate_datachat import asking, auditing, examples, executor, guard
-from automate_datachat.asking import Answer, Progress
+from automate_datachat.asking import Answer, Event
 from automate_datachat.definitions import DatasetDefinition
 from automate_datachat.errors import DatasetNotFound, SQLExecutionFailed, SQLRejected
 from automate_datachat.registry import resolve_dataset
@@ -24,7 +25,15 @@ if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant
     from automate_datachat.models import DataChatSession, Dataset, DatasetExample
 
-__all__ = ["Answer", "CallContext", "add_example", "ask", "dataset_for", "run_sql"]
+__all__ = [
+    "Answer",
+    "CallContext",
+    "add_example",
+    "ask",
+    "ask_events",
+    "dataset_for",
+    "run_sql",
+]
 
 
 def dataset_for(tenant: Tenant, dataset: Dataset | DatasetDefinition | str) -> DatasetDefinition:
@@ -89,27 +98,54 @@ def ask(
     context: CallContext,
     actor: str | Any = None,
     model: str | None = None,
-    progress: Progress | None = None,
 ) -> Answer:
     """Answer ``question`` with guarded SQL, its rows and a chart, through the tenant's model
     (metered and budgeted by the gateway with ``context``); see :mod:`automate_datachat.asking`.
     With a ``session`` (of this tenant and dataset) its recent turns are the history and the
     new turn is stored."""
-    definition = dataset_for(tenant, dataset)
-    if session is not None and (
-        session.tenant_id != tenant.pk or session.dataset != definition.slug
-    ):
-        raise SessionNotFound(details={"session": str(session.pk)})
     return asking.ask(
         tenant=tenant,
-        dataset=definition,
+        dataset=_session_dataset(tenant, dataset, session),
         question=question,
         session=session,
         context=context,
         actor=actor,
         model=model,
-        progress=progress,
     )
+
+
+def ask_events(
+    *,
+    tenant: Tenant,
+    dataset: Dataset | DatasetDefinition | str,
+    question: str,
+    session: DataChatSession | None = None,
+    context: CallContext,
+    actor: str | Any = None,
+    model: str | None = None,
+) -> Generator[Event, None, Answer]:
+    """:func:`ask` as it goes (``("sql", text)``, ``("rows", result)``), returning the
+    :class:`Answer`; for streaming answers."""
+    return asking.answer_events(
+        tenant=tenant,
+        dataset=_session_dataset(tenant, dataset, session),
+        question=question,
+        session=session,
+        context=context,
+        actor=actor,
+        model=model,
+    )
+
+
+def _session_dataset(
+    tenant: Tenant, dataset: Dataset | DatasetDefinition | str, session: DataChatSession | None
+) -> DatasetDefinition:
+    definition = dataset_for(tenant, dataset)
+    if session is not None and (
+        session.tenant_id != tenant.pk or session.dataset != definition.slug
+    ):
+        raise SessionNotFound(details={"session": str(session.pk)})
+    return definition
 
 
 def add_example(

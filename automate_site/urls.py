@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/mcp/", include("mcp_bridge.api.urls")),
     path("", include("widgets.urls")),
     path("api/v1/modal/", include("automate_modal.api.urls")),
+    path("api/v1/datachat/", include("automate_datachat.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
 ]
