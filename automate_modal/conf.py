@@ -21,6 +21,9 @@ modal_settings = AppSettings(
         # Wait before re-spawning after a transient failure, doubling per attempt up to the cap.
         "RETRY_BASE_SECONDS": 2.0,
         "RETRY_MAX_SECONDS": 120.0,
+        # An attempt whose spawn was intended this long ago and has no recorded call id was
+        # spawned (or not) by a worker that died: it is marked lost and spawned again.
+        "ORPHAN_AFTER_SECONDS": 60.0,
         # A call still running this long past the endpoint's timeout is cancelled as timed out.
         "TIMEOUT_GRACE_SECONDS": 30,
         # A job output larger than this (as JSON, in bytes) is stored as a ModalArtifact

@@ -3,26 +3,30 @@
 Guarantees:
 
 * :func:`spawn_job` is idempotent on its ``idempotency_key`` (a second call returns the first
-  job). It holds the attempt's worst case on the budgets, spawns, and records the call id, the
-  hold and a first reconcile poll in the caller's transaction. A refused budget or a failed
-  spawn raises and leaves nothing behind (the hold is released; nothing was spawned on a budget
-  refusal).
+  job). It holds the attempt's worst case on the budgets before anything is spawned; a refused
+  budget raises and leaves nothing behind.
+* The intent comes first: an attempt is spawned only after a transaction that recorded the job,
+  the attempt's hold and an *orphan check* committed. ``spawn_job(defer=True)`` (the step)
+  records the job in the caller's transaction and the ``modal.spawn`` outbox job spawns it after
+  that commit; called outside a transaction, ``spawn_job`` commits the intent and spawns at once.
+  A spawn and the record of its call id commit together, so a crash between them leaves an
+  attempt with an intent and no call id: the orphan check finds it ``ORPHAN_AFTER_SECONDS`` after
+  the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. Until then the
+  orphan may still report through its callback, and that result is the job's. So a crash costs
+  at most one extra spawn, and every job still ends with exactly one recorded result.
 * A job ends once: :func:`complete_job` (the completion callback) and :func:`reconcile` (the
   poll) lock the job's row and act only on the current attempt while it has no outcome, so a
   late or replayed report changes nothing.
 * Every attempt that ran is charged the seconds it ran at its GPU's price (settling its hold),
   whatever its outcome. An ``oom`` or ``preempted`` attempt is retried on the next GPU of the
   endpoint's ladder (``gpu`` then ``gpu_fallbacks``); ``transient`` ones on the same GPU after
-  a backoff; both within ``1 + max_retries`` attempts. A call still running past the endpoint's
-  timeout (plus ``TIMEOUT_GRACE_SECONDS``) is cancelled and the job is ``timed_out``.
+  a backoff; both within ``1 + max_retries`` attempts (``lost`` ones are not counted). A call
+  still running past the endpoint's timeout (plus ``TIMEOUT_GRACE_SECONDS``) is cancelled and
+  the job is ``timed_out``.
 * An output larger than ``OUTPUT_INLINE_MAX_BYTES`` is stored as a ``ModalArtifact``
   (``output.json``, through Django's storage API); the job's output then references it.
 * When a job of a workflow run ends, in the same transaction: its cost is added to the run's
   usage, an audit row is written, and the run waiting on ``modal:<job id>`` is signalled.
-
-Known limit: a step spawns inside its visit's transaction, so a crash after the spawn and before
-that commit forgets the call (it runs to its end unrecorded, and the retried step spawns again,
-with the same idempotency key passed to the function).
 """
 
 from __future__ import annotations
@@ -62,18 +66,23 @@ from automate_modal.pricing import price_for
 
 __all__ = [
     "RECONCILE_JOB",
+    "SPAWN_JOB",
     "BudgetExceeded",
     "cancel_job",
     "complete_job",
     "get_endpoint",
     "get_job",
+    "intend",
     "reconcile",
     "signal_name",
+    "spawn_intended",
     "spawn_job",
 ]
 
 #: The outbox job kind that polls a running call (``automate_modal.tasks``).
 RECONCILE_JOB = "modal.reconcile"
+#: The outbox job kind that spawns a planned attempt, or checks an intent for an orphan.
+SPAWN_JOB = "modal.spawn"
 AUDIT_ACTION = "modal.job"
 
 Status = ModalJob.Status
@@ -119,11 +128,16 @@ def spawn_job(
     workflow: str = "",
     api_key_id: uuid.UUID | str | None = None,
     trace_id: str = "",
+    defer: bool = False,
 ) -> ModalJob:
-    """Spawn a job of ``endpoint`` on its first GPU and return it, ``running``.
+    """Spawn a job of ``endpoint`` on its first GPU and return it.
 
-    Raises ``BudgetExceeded`` (402, nothing spawned) or ``SpawnFailed`` (503; ``kind`` says
-    whether trying later may work)."""
+    Without ``defer`` the intent commits first and the function is spawned at once: call it
+    outside a transaction (an enclosing one would hold the intent back until after the spawn).
+    The job comes back ``running``; ``SpawnFailed`` (503; ``kind`` says whether trying later may
+    work) leaves nothing behind. With ``defer`` the job is recorded ``pending`` in the caller's
+    transaction and spawned by the outbox once that commits (a failed spawn then fails the job).
+    Either way ``BudgetExceeded`` (402) means nothing was recorded or spawned."""
     key = idempotency_key or f"modal:{uuid.uuid4().hex}"
     existing = ModalJob.objects.filter(idempotency_key=key).select_related("endpoint").first()
     if existing is not None:
@@ -145,11 +159,104 @@ def spawn_job(
         execution_id=execution_id,
         step_id=step_id,
     )
-    with trace(job.trace_id or None), transaction.atomic():
-        job.save(force_insert=True)
-        _plan(job, endpoint.gpu)
-        _launch(job, first=True)
-    return job
+    with trace(job.trace_id or None):
+        with transaction.atomic():
+            job.save(force_insert=True)
+            _plan(job, endpoint.gpu, spawn=False)
+            _hold(job, first=True)
+            if defer:
+                job.save()
+                _enqueue_spawn(job, 1, 0.0)
+            else:
+                _mark_intent(job)
+        if defer:
+            return job
+        failed = spawn_intended(job.pk, 1, first=True)
+    if failed is not None:
+        raise failed
+    return ModalJob.objects.select_related("endpoint", "tenant").get(pk=job.pk)
+
+
+def intend(job_id: uuid.UUID | str, attempt: int) -> int | None:
+    """Make attempt ``attempt`` ready to spawn, in the caller's transaction (which must commit
+    before :func:`spawn_intended`): the attempt number to spawn then, or None for nothing to do.
+
+    A planned attempt gets its budget hold, its intent and an orphan check. An attempt with an
+    intent and no call id may have been spawned by a worker that died before recording it: once
+    the intent is ``ORPHAN_AFTER_SECONDS`` old it is ``lost`` and a new attempt is intended in its
+    place (one extra spawn at most); younger, the check is queued for then."""
+    job = _locked(job_id)
+    if job is None or not _is_current(job, attempt):
+        return None
+    current = job.attempts[-1]
+    if current["function_call_id"]:
+        return None
+    with trace(job.trace_id or None):
+        if job.execution_id and _run_ended(job.execution_id):
+            _cancel(job, actor="system", reason="the workflow run ended")
+            return None
+        if current.get("intent_at") is None:
+            if not _hold(job):
+                return None
+            _mark_intent(job)
+            return attempt
+        since = timezone.now() - dt.datetime.fromisoformat(current["intent_at"])
+        wait = _orphan_after() - since.total_seconds()
+        if wait > 0:
+            _enqueue_spawn(job, attempt, wait)
+            return None
+        metering.release(current.pop("hold", None))
+        current.update(
+            outcome="lost",
+            ended=timezone.now().isoformat(),
+            message="spawned by a worker that stopped before recording the call; spawned again",
+        )
+        _plan(job, current["gpu"], spawn=False)
+        if not _hold(job):
+            return None
+        _mark_intent(job)
+        return attempt + 1
+
+
+def spawn_intended(
+    job_id: uuid.UUID | str, attempt: int, *, first: bool = False
+) -> SpawnFailed | None:
+    """Spawn attempt ``attempt``, whose intent has committed, and record its call id, in one
+    transaction (the caller's, if any). A failed spawn releases the hold and plans a retry or
+    ends the job; on the ``first`` attempt of :func:`spawn_job` it removes the job instead and
+    returns the failure for the caller to raise."""
+    with transaction.atomic():
+        job = _locked(job_id)
+        if job is None or not _is_current(job, attempt):
+            return None
+        current = job.attempts[-1]
+        if current["function_call_id"] or current.get("intent_at") is None:
+            return None
+        with trace(job.trace_id or None):
+            try:
+                call_id = backend_for(job.endpoint).spawn(
+                    job.input,
+                    gpu=current["gpu"],
+                    idempotency_key=job.idempotency_key,
+                    callback_url=callback_url(job.pk, attempt, job.endpoint.timeout),
+                    job_id=str(job.pk),
+                )
+            except SpawnFailed as exc:
+                metering.release(current.pop("hold", None))
+                if first:
+                    job.delete()
+                    return exc
+                _spawn_failed(job, exc)
+                return None
+            now = timezone.now()
+            current.update(function_call_id=call_id, started=now.isoformat())
+            job.function_call_id = call_id
+            job.started_at = job.started_at or now
+            if job.status == Status.PENDING:
+                job.transition_to(Status.RUNNING)
+            job.save()
+            _enqueue_poll(job, attempt, 0)
+    return None
 
 
 def complete_job(job_id: uuid.UUID | str, *, attempt: int, outcome: Done | Failed) -> bool:
@@ -166,8 +273,8 @@ def complete_job(job_id: uuid.UUID | str, *, attempt: int, outcome: Done | Faile
 
 def reconcile(job_id: uuid.UUID | str, *, attempt: int, polls: int = 0) -> None:
     """Poll attempt ``attempt`` of the job once: record its outcome when it ended, poll again
-    later (backing off) while it runs, cancel it past its timeout or once its run has ended,
-    and spawn it when it was a retry waiting for its time."""
+    later (backing off) while it runs, and cancel it past its timeout or once its run has
+    ended."""
     with transaction.atomic():
         job = _locked(job_id)
         if job is None or not _is_current(job, attempt):
@@ -175,8 +282,7 @@ def reconcile(job_id: uuid.UUID | str, *, attempt: int, polls: int = 0) -> None:
         with trace(job.trace_id or None):
             current = job.attempts[-1]
             if not current["function_call_id"]:
-                _launch(job)
-                return
+                return  # not spawned yet: its ``modal.spawn`` job owns it
             if job.execution_id and _run_ended(job.execution_id):
                 _cancel(job, actor="system", reason="the workflow run ended")
                 return
@@ -226,16 +332,21 @@ def _is_current(job: ModalJob, attempt: int) -> bool:
 
 
 def _attempts_left(job: ModalJob) -> bool:
-    return len(job.attempts) < 1 + job.endpoint.max_retries
+    counted = [a for a in job.attempts if a.get("outcome") != "lost"]
+    return len(counted) < 1 + job.endpoint.max_retries
+
+
+def _orphan_after() -> float:
+    return float(modal_settings.ORPHAN_AFTER_SECONDS)
 
 
 def _backoff(setting_base: float, setting_max: float, exponent: int) -> float:
     return float(min(setting_max, setting_base * 2 ** max(0, exponent)))
 
 
-def _plan(job: ModalJob, gpu: str, *, delay: float = 0.0) -> None:
-    """Append the next attempt (on ``gpu``); with a ``delay`` it is spawned by a reconcile job
-    then, else the caller launches it now."""
+def _plan(job: ModalJob, gpu: str, *, delay: float = 0.0, spawn: bool = True) -> None:
+    """Append the next attempt (on ``gpu``) and save the job; with ``spawn`` a ``modal.spawn``
+    job spawns it after ``delay`` seconds, else the caller intends it."""
     n = len(job.attempts) + 1
     job.attempts = [
         *job.attempts,
@@ -243,6 +354,7 @@ def _plan(job: ModalJob, gpu: str, *, delay: float = 0.0) -> None:
             "n": n,
             "gpu": gpu,
             "function_call_id": "",
+            "intent_at": None,
             "outcome": None,
             "message": "",
             "started": None,
@@ -252,50 +364,53 @@ def _plan(job: ModalJob, gpu: str, *, delay: float = 0.0) -> None:
         },
     ]
     job.gpu = gpu
-    if delay > 0:
+    if spawn:
         job.save()
-        _enqueue(job, {"attempt": n, "polls": 0}, delay)
+        _enqueue_spawn(job, n, delay)
 
 
-def _launch(job: ModalJob, *, first: bool = False) -> None:
-    """Hold the budget for the current attempt and spawn it. On the first attempt a refusal
-    raises; on a retry it ends the job (or, for a transient spawn failure, plans another)."""
+def _hold(job: ModalJob, *, first: bool = False) -> bool:
+    """Hold the budget for the current attempt (once). A refusal raises on the ``first``
+    attempt; on a retry it ends the job and returns False."""
     attempt = job.attempts[-1]
-    n, gpu = attempt["n"], attempt["gpu"]
+    if attempt.get("hold"):
+        return True
     try:
-        hold = metering.hold(job, gpu, n)
+        attempt["hold"] = metering.hold(job, attempt["gpu"], attempt["n"])
     except BudgetExceeded as exc:
         if first:
             raise
         attempt.update(outcome="budget_exceeded", message=exc.message)
         _finish(job, Status.FAILED, error=exc.message, kind="budget_exceeded")
-        return
-    try:
-        call_id = backend_for(job.endpoint).spawn(
-            job.input,
-            gpu=gpu,
-            idempotency_key=job.idempotency_key,
-            callback_url=callback_url(job.pk, n, job.endpoint.timeout),
-            job_id=str(job.pk),
-        )
-    except SpawnFailed as exc:
-        metering.release(hold)
-        if first:
-            raise
-        attempt.update(outcome="spawn_failed", message=exc.message)
-        if exc.kind == "transient" and _attempts_left(job):
-            _plan(job, gpu, delay=_retry_delay(n))
-        else:
-            _finish(job, Status.FAILED, error=exc.message, kind="spawn_failed")
-        return
-    now = timezone.now()
-    attempt.update(function_call_id=call_id, started=now.isoformat(), hold=hold)
-    job.function_call_id = call_id
-    job.started_at = job.started_at or now
-    if job.status == Status.PENDING:
-        job.transition_to(Status.RUNNING)
+        return False
+    return True
+
+
+def _mark_intent(job: ModalJob) -> None:
+    """Record that the current attempt is about to be spawned, with its orphan check."""
+    attempt = job.attempts[-1]
+    attempt["intent_at"] = timezone.now().isoformat()
     job.save()
-    _enqueue_poll(job, n, 0)
+    _enqueue_spawn(job, attempt["n"], _orphan_after())
+
+
+def _spawn_failed(job: ModalJob, exc: SpawnFailed) -> None:
+    attempt = job.attempts[-1]
+    attempt.update(outcome="spawn_failed", message=exc.message)
+    if exc.kind == "transient" and _attempts_left(job):
+        _plan(job, attempt["gpu"], delay=_retry_delay(attempt["n"]))
+    else:
+        _finish(job, Status.FAILED, error=exc.message, kind="spawn_failed")
+
+
+def _enqueue_spawn(job: ModalJob, attempt: int, delay: float) -> None:
+    store.enqueue(
+        SPAWN_JOB,
+        {"job": str(job.pk), "attempt": attempt},
+        tenant=job.tenant_id,
+        available_at=timezone.now() + dt.timedelta(seconds=delay),
+        trace_id=job.trace_id or None,
+    )
 
 
 def _retry_delay(attempt: int) -> float:
@@ -341,7 +456,8 @@ def _run_ended(execution_id: uuid.UUID | str) -> bool:
 def _charge(job: ModalJob, attempt: dict[str, Any]) -> None:
     """End the attempt's clock and charge its seconds (settling its hold)."""
     now = timezone.now()
-    started = dt.datetime.fromisoformat(attempt["started"])
+    # An orphan reporting through its callback has no recorded start: time it from its intent.
+    started = dt.datetime.fromisoformat(attempt["started"] or attempt["intent_at"])
     seconds = max(0.0, (now - started).total_seconds())
     price = price_for(attempt["gpu"])
     cost = metering.charge(attempt.get("hold"), price, seconds)
@@ -354,6 +470,8 @@ def _charge(job: ModalJob, attempt: dict[str, Any]) -> None:
 def _record_outcome(job: ModalJob, outcome: Done | Failed) -> None:
     attempt = job.attempts[-1]
     _charge(job, attempt)
+    if job.status == Status.PENDING:  # an orphan's report: it ran after all
+        job.transition_to(Status.RUNNING)
     if isinstance(outcome, Done):
         attempt["outcome"] = "succeeded"
         job.output = _stored_output(job, outcome.output)
@@ -368,7 +486,6 @@ def _record_outcome(job: ModalJob, outcome: Done | Failed) -> None:
         escalated = _next_gpu(job, gpu)
         if escalated is not None:
             _plan(job, escalated)
-            _launch(job)
             return
     if _attempts_left(job) and outcome.kind in ("transient", "preempted"):
         _plan(job, gpu, delay=_retry_delay(attempt["n"]))
@@ -406,6 +523,8 @@ def _cancel(job: ModalJob, *, actor: str, reason: str) -> None:
         if attempt["function_call_id"]:
             backend_for(job.endpoint).cancel(attempt["function_call_id"])
             _charge(job, attempt)
+        else:  # not spawned (or an orphan we cannot name): nothing ran that we know of
+            metering.release(attempt.pop("hold", None))
         attempt.update(outcome="cancelled", message=reason)
     _finish(job, Status.CANCELLED, error=reason, kind="cancelled", actor=actor)
 

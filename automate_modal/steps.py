@@ -6,9 +6,10 @@ In a JSON graph::
      "input": {"audio_url": "{{ event.payload.url }}"},
      "on_timeout": "too_slow", "next": "summarise"}
 
-The step spawns the job (its idempotency key is the step's, so a retried step finds the job it
-spawned), records it in the same transaction as the run's move to ``waiting`` on the signal
-``modal:<job id>``, and returns. No worker thread or process waits: the job's completion
+The step records the job (its idempotency key is the step's, so a retried step finds its job)
+in the same transaction as the run's move to ``waiting`` on the signal ``modal:<job id>``, and
+returns; the ``modal.spawn`` outbox job spawns it once that has committed, so no spawn happens
+that the database does not know of. No worker thread or process waits: the job's completion
 callback or its reconcile poll signals the run, which visits the step again; that visit reads
 the ended job and its output becomes ``steps.<id>.output``::
 
@@ -106,6 +107,7 @@ def _spawn(call: StepCall, endpoint: str, input: Any) -> ModalJob:
         step_id=who.step_id,
         workflow=who.workflow,
         trace_id=who.trace_id,
+        defer=True,  # spawned once the visit commits: the intent is recorded first
     )
 
 

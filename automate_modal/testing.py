@@ -15,6 +15,8 @@ live in a :class:`FakeModalCloud` the test drives::
 
 A scripted outcome is given to each new call of that function in turn: an exception fails the
 call, anything else is its output; a call with no script stays running until the test ends it.
+``cloud.crash_after_spawn()`` makes the next spawn start its call and then raise
+:class:`WorkerKilled`, as a worker killed between the spawn and its record would stop.
 """
 
 from __future__ import annotations
@@ -29,9 +31,14 @@ from unittest import mock
 
 import modal.exception
 
-__all__ = ["FakeCall", "FakeModalCloud", "fake_modal"]
+__all__ = ["FakeCall", "FakeModalCloud", "WorkerKilled", "fake_modal"]
 
 _PENDING = object()
+
+
+class WorkerKilled(BaseException):
+    """The worker stopped right after a spawn reached Modal (a ``BaseException``, so no
+    ``except Exception`` of the code under test catches it)."""
 
 
 @dataclass
@@ -66,6 +73,7 @@ class FakeModalCloud:
     calls: dict[str, FakeCall] = field(default_factory=dict)
     clients: list[FakeClient] = field(default_factory=list)
     unreachable: bool = False
+    crashes: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def deploy(self, app_name: str, function_name: str) -> None:
@@ -74,6 +82,10 @@ class FakeModalCloud:
     def script(self, app_name: str, function_name: str, *outcomes: Any) -> None:
         """Outcomes (an exception, or an output) for the next calls of the function."""
         self.scripts.setdefault((app_name, function_name), []).extend(outcomes)
+
+    def crash_after_spawn(self, times: int = 1) -> None:
+        """The next ``times`` spawns start their call, then raise :class:`WorkerKilled`."""
+        self.crashes += times
 
     def finish(self, call_id: str, output: Any) -> None:
         self.calls[call_id].result = output
@@ -100,6 +112,9 @@ class FakeModalCloud:
         if script:
             call.result = script.pop(0)
         self.calls[call.object_id] = call
+        if self.crashes:
+            self.crashes -= 1
+            raise WorkerKilled(f"killed after spawning {call.object_id}")
         return FakeFunctionCall(self, call.object_id)
 
     def _reach(self) -> None:

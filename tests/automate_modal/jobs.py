@@ -8,14 +8,14 @@ from rest_framework.test import APIClient
 
 from automate_core.testing.runtime import fire_timers, run_until_idle
 from automate_modal.models import ModalJob
-from automate_modal.services import RECONCILE_JOB
+from automate_modal.services import RECONCILE_JOB, SPAWN_JOB
 
 
 def poll_now(rounds: int = 3) -> None:
-    """Run the reconcile polls (and retries) that are queued, as if their time had come, and
-    those they queue, ``rounds`` times."""
+    """Run the reconcile polls, the retries and the orphan checks that are queued, as if their
+    time had come, and those they queue, ``rounds`` times."""
     for _ in range(rounds):
-        fire_timers(kinds=(RECONCILE_JOB,))
+        fire_timers(kinds=(RECONCILE_JOB, SPAWN_JOB))
         run_until_idle()
 
 

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
+from automate_core.testing.runtime import run_until_idle
 from automate_modal import services
 from automate_modal.callbacks import signature
 from automate_modal.models import ModalJob
@@ -68,6 +69,7 @@ def test_a_replayed_callback_is_refused_and_changes_nothing(cloud, endpoint):
 def test_the_first_attempts_url_is_refused_once_the_job_moved_to_a_second(cloud, endpoint):
     job = services.spawn_job(endpoint, {})
     assert report(cloud.spawned[0], {"error": "CUDA OOM", "kind": "oom"}).status_code == 200
+    run_until_idle()
     assert len(cloud.spawned) == 2  # escalated at once
     assert report(cloud.spawned[0], {"output": "stale"}).status_code == 403
     assert report(cloud.spawned[1], {"output": "fresh"}).status_code == 200

@@ -67,7 +67,7 @@ def test_the_run_waits_on_the_job_with_no_step_job_queued(cloud, endpoint, tenan
     assert job.step_id == "transcribe"
     assert job.input == {"audio": "s3://a.wav"}
     pending = OutboxJob.objects.filter(status__in=OutboxJob.CLAIMABLE)
-    assert set(pending.values_list("kind", flat=True)) == {"modal.reconcile"}
+    assert set(pending.values_list("kind", flat=True)) == {"modal.reconcile", "modal.spawn"}
 
 
 def test_spawn_then_callback_resumes_the_run_with_the_jobs_output(cloud, endpoint, tenant):
