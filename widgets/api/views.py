@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -26,6 +28,17 @@ from automate_core.tenancy.models import APIKey
 from automate_core.tracing import trace
 from automate_llm import services as llm_services
 from widgets import admission, services
+from widgets.api.serializers import (
+    WidgetConfigSerializer,
+    WidgetConversationSerializer,
+    WidgetConversationStartSerializer,
+    WidgetFeedbackSerializer,
+    WidgetHistorySerializer,
+    WidgetMessageSerializer,
+    WidgetQuestionSerializer,
+    WidgetTokenRequestSerializer,
+    WidgetTokenSerializer,
+)
 from widgets.conf import widget_settings
 from widgets.errors import ConversationNotFound, RateLimited
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
@@ -60,6 +73,7 @@ class WidgetView(APIView):
             address = BaseThrottle().get_ident(request)
             admission.check_address_rate(self.embed, address or "unknown")
 
+    @extend_schema(exclude=True)
     def options(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         response = Response(status=status.HTTP_204_NO_CONTENT)
         response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
@@ -92,6 +106,7 @@ class WidgetView(APIView):
 class ConfigView(WidgetView):
     """What the widget needs to render: the theme, the identity mode and the target's kind."""
 
+    @extend_schema(operation_id="widget_config", responses={200: WidgetConfigSerializer})
     def get(self, request: Request, pk: str) -> Response:
         return Response(
             {
@@ -107,6 +122,11 @@ class ConfigView(WidgetView):
 class ConversationsView(WidgetView):
     """Start a conversation (``{"end_user_token": …}`` for a signed visitor) and get its token."""
 
+    @extend_schema(
+        operation_id="widget_conversation_start",
+        request=WidgetConversationStartSerializer,
+        responses={201: WidgetConversationSerializer},
+    )
     def post(self, request: Request, pk: str) -> Response:
         assert self.origin is not None
         data = request.data if isinstance(request.data, dict) else {}
@@ -143,10 +163,20 @@ class MessagesView(WidgetView):
     id and a renewed conversation token), or ``error`` (a NormalizedError) when the model's
     stream breaks. Refusals before the answer starts are NormalizedError JSON."""
 
+    @extend_schema(operation_id="widget_history", responses={200: WidgetHistorySerializer})
     def get(self, request: Request, pk: str, conversation: Any) -> Response:
         found = self.conversation(request, conversation)
         return Response({"messages": [_message_json(m) for m in services.history(found)]})
 
+    @extend_schema(
+        operation_id="widget_ask",
+        request=WidgetQuestionSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            402: OpenApiResponse(description="The end user's quota is spent."),
+            429: OpenApiResponse(description="A rate limit or the daily cap; see Retry-After."),
+        },
+    )
     def post(self, request: Request, pk: str, conversation: Any) -> EventStream:
         found = self.conversation(request, conversation)
         data = request.data if isinstance(request.data, dict) else {}
@@ -213,6 +243,11 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
 class FeedbackView(WidgetView):
     """``{"rating": "up"|"down", "comment": …}`` on an answer of the caller's conversation."""
 
+    @extend_schema(
+        operation_id="widget_feedback",
+        request=WidgetFeedbackSerializer,
+        responses={200: WidgetMessageSerializer},
+    )
     def post(self, request: Request, pk: str, message: Any) -> Response:
         assert self.origin is not None
         found = services.get_conversation(self.embed, _bearer(request), origin=self.origin)
@@ -232,6 +267,11 @@ class TokensView(APIView):
 
     required_resource = "widgets:mint"
 
+    @extend_schema(
+        operation_id="widget_token_mint",
+        request=WidgetTokenRequestSerializer,
+        responses={201: WidgetTokenSerializer},
+    )
     def post(self, request: Request, pk: str) -> Response:
         from automate_core.api.permissions import request_tenant
 
