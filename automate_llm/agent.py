@@ -100,7 +100,7 @@ def _model_visit(node: Node, call: StepCall, state: dict[str, Any]) -> StepResul
     response = services.chat(
         tenant=tenant,
         messages=[ChatMessage.model_validate(m) for m in state["messages"]],
-        tools=[tool_spec(t) for t in node.get("tools") or []],
+        tools=[tool_spec(t, call) for t in node.get("tools") or []],
         context=CallContext.for_step(call),
         **call_options(node, scope, None),
     )

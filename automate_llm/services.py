@@ -1,5 +1,5 @@
 """What other apps call to use a language model: ``chat``, ``stream_chat``, ``structured`` and
-``embed``.
+``embed``; and ``register_tool_type`` (with ``ToolType``) to give ``llm.agent`` a kind of tool.
 
 Each call resolves the tenant's provider and model (a model config slug, or a model id on a
 provider, or the tenant's defaults), runs through the gateway (retries, fallback, structured
@@ -53,6 +53,7 @@ from automate_llm.gateway import (
 )
 from automate_llm.metering import CallContext, ChargedUsage
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest, LLMUsage
+from automate_llm.tools import ToolType, register_tool_type
 from automate_llm.types import ChatChunk, ChatMessage, ChatOptions, ChatResult, ToolSpec, Usage
 
 __all__ = [
@@ -62,8 +63,11 @@ __all__ = [
     "ChatStreamResponse",
     "EmbeddingResponse",
     "StructuredResponse",
+    "ToolSpec",
+    "ToolType",
     "chat",
     "embed",
+    "register_tool_type",
     "resolve_targets",
     "stream_chat",
     "structured",

@@ -11,8 +11,9 @@ parameters)::
 Built-in types: ``connector`` (any connector action; its params are the tool's ``input``
 rendered with the model's ``arguments`` in scope, or the arguments themselves) and ``workflow``
 (starts another workflow with the arguments as its start kwargs, in the same transaction as the
-agent's checkpoint). Other apps register theirs
-(``rag.query``, MCP tools) with :func:`register_tool_type`.
+agent's checkpoint). Other apps register theirs (``mcp``: a tool of an MCP server) with
+``automate_llm.services.register_tool_type``; a type whose model-facing description lives
+elsewhere than the node (an MCP tool's approved definition) gives a ``spec`` hook.
 
 A tool runs as its own checkpointed visit of the agent step, with that visit's idempotency key:
 a completed tool call is never repeated after a crash, and a retried one reuses its key.
@@ -38,17 +39,25 @@ class ToolType:
 
     run: ToolRun
     validate: Callable[[Node, str], list[Problem]] = lambda tool, path: []
+    #: What the model is told about a tool of this type in a running step, when that is not
+    #: (only) the node's ``name`` / ``description`` / ``parameters``.
+    spec: Callable[[Node, StepCall], ToolSpec] | None = None
 
 
 _types: dict[str, ToolType] = {}
 
 
 def register_tool_type(name: str, tool_type: ToolType) -> None:
+    """Make ``{"type": name, ...}`` tools usable by ``llm.agent`` (a later call replaces it)."""
     _types[name] = tool_type
 
 
-def tool_spec(tool: Node) -> ToolSpec:
-    """What the model is told about ``tool``."""
+def tool_spec(tool: Node, call: StepCall | None = None) -> ToolSpec:
+    """What the model is told about ``tool``: its type's ``spec`` inside a running step
+    (``call``), else the node's own fields."""
+    kind = _types.get(tool.get("type", "connector"))
+    if call is not None and kind is not None and kind.spec is not None:
+        return kind.spec(tool, call)
     return ToolSpec(
         name=tool["name"],
         description=tool.get("description") or "",

@@ -44,6 +44,14 @@ class ToolDefinitionChanged(ToolNotCallable):
     default_message = "The MCP tool's definition changed since it was approved; it is quarantined."
 
 
+class ToolPinChanged(ToolNotCallable):
+    """The tool's approved definition is no longer the one the workflow version was published
+    with: a person approved a change since; publish a new version to use it."""
+
+    code = "mcp_tool_pin_changed"
+    default_message = "The MCP tool was approved anew since this workflow was published."
+
+
 class InvalidToolArguments(InvalidInputError):
     """The arguments break the approved input schema or the tool's argument policy."""
 

@@ -244,3 +244,28 @@ class MCPToolVersion(UUIDModel, TenantScopedModel):
         if not self._state.adding:
             raise ValidationError("Approved MCP tool versions are immutable.")
         super().save(*args, **kwargs)
+
+
+class MCPWorkflowPin(UUIDModel, TenantScopedModel):
+    """The approved pin of an MCP tool that a published workflow version was built with
+    (written when the version is published, never changed): a run of that version refuses the
+    tool once its approved pin is another, until a new version is published."""
+
+    workflow_version = models.ForeignKey(
+        "automate_core.WorkflowVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    server = models.CharField(max_length=100, help_text="The server's slug, as the graph names it.")
+    tool_name = models.CharField(max_length=200)
+    tool_version = models.ForeignKey(MCPToolVersion, on_delete=models.PROTECT, related_name="+")
+    pin = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow_version", "server", "tool_name"], name="mcp_workflow_pin"
+            )
+        ]
+        verbose_name = "MCP tool pin of a workflow version"
+
+    def __str__(self) -> str:
+        return f"{self.server}/{self.tool_name} @ {self.pin[:12]}"

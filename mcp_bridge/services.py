@@ -35,6 +35,7 @@ from mcp_bridge.errors import (
     ToolCallRateLimited,
     ToolDefinitionChanged,
     ToolNotCallable,
+    ToolPinChanged,
 )
 from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
 from mcp_bridge.pins import pin_of
@@ -229,8 +230,12 @@ def call_tool(
     idempotency_key: str | None = None,
     actor: str = "system",
     timeout: float | None = None,
+    pin: str | None = None,
 ) -> ToolResult:
     """Call ``tool`` with ``arguments`` (see the module doc for every check, in order).
+
+    ``pin`` is the approved pin the caller was built with (a published workflow version's):
+    when the tool's approved pin is now another, ToolPinChanged is raised before anything else.
 
     Raises ToolNotCallable (not approved, or the server disabled), InvalidToolArguments
     (policy or schema), ToolCallRateLimited, ToolDefinitionChanged (the server changed the
@@ -245,6 +250,13 @@ def call_tool(
     if tool.server.status == MCPServer.Status.DISABLED:
         raise ToolNotCallable(f"MCP server {tool.server.slug!r} is disabled", status="disabled")
     approved = tool.approved_version
+    if pin is not None and pin != approved.pin:
+        raise ToolPinChanged(
+            f"MCP tool {tool} was approved with a new definition since this workflow version "
+            "was published; publish a new version to use it",
+            status=tool.status,
+            details={"published_pin": pin, "approved_pin": approved.pin},
+        )
     sent = apply_argument_policy(tool.argument_policy or {}, arguments)
     validate_arguments(approved.definition.get("inputSchema") or {}, sent)
     server = tool.server

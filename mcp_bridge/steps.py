@@ -10,7 +10,8 @@ Its output is the normalized :class:`~mcp_bridge.results.ToolResult` (``text``, 
 ``structured``, ``is_error``, ``pin``). The step's idempotency key (``execution:step``, stable
 across retries) goes to the server in ``_meta``, and a completed step is checkpointed by the
 engine, so a crash after the call never repeats it. A tool that is not approved, whose
-definition changed, or that answers ``isError`` fails the step with the reason.
+definition changed, whose approved pin is not the one the workflow version was published with
+(:mod:`mcp_bridge.workflow_pins`), or that answers ``isError`` fails the step with the reason.
 
 Code-first workflows call :func:`call` inside a ``@step``.
 """
@@ -33,6 +34,7 @@ from automate_core.workflows.steps import (
 )
 from mcp_bridge import services
 from mcp_bridge.results import ToolResult
+from mcp_bridge.workflow_pins import published_pin
 
 FIELDS = {"type", "server", "tool", "arguments", "next", "retry"}
 
@@ -49,6 +51,7 @@ def _invoke(
         arguments,
         idempotency_key=who.idempotency_key,
         actor=f"execution:{who.execution_id}" if who.execution_id else "system",
+        pin=published_pin(call.execution_id, server, tool),
     )
 
 

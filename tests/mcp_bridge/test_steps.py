@@ -13,6 +13,7 @@ from automate_core.workflows.graph import validate
 from automate_core.workflows.models import Automation
 from mcp_bridge import services
 from mcp_bridge import steps as mcp_steps
+from mcp_bridge.models import MCPTool
 
 from .conftest import add
 
@@ -89,3 +90,21 @@ def test_a_code_first_step_calls_a_tool_attributed_to_the_step(approved_row, too
     assert run.status == Execution.Status.COMPLETED, run.error
     assert run.result["text"] == "HI"
     assert tool_server.calls[-1].meta[services.IDEMPOTENCY_META_KEY] == f"{run.pk}:shout"
+
+
+def test_a_step_refuses_a_tool_approved_anew_since_the_version_was_published(
+    approved_row, tool_server
+):
+    automation = Automation.objects.create(tenant=approved_row.tenant, name="Sum", slug="sum")
+    automation.new_version(GRAPH).publish()
+    tool_server.replace(add, description="Add two integers, exactly.")
+    approved_row.sync_tools()
+    services.approve_tool(MCPTool.objects.get(name="add"), actor="user:1")
+
+    run = engine.start("sum", tenant=approved_row.tenant, a=1)
+    run_until_idle()
+    run.refresh_from_db()
+
+    assert run.status == Execution.Status.FAILED
+    assert "publish a new version" in str(run.error)
+    assert tool_server.calls == []
