@@ -70,7 +70,11 @@ def apply_quota(embed: ChatEmbed, end_user: str) -> None:
 
 
 def check_quota(embed: ChatEmbed, end_user: str) -> None:
-    """:class:`QuotaExceeded` when a budget of the end user has nothing left."""
+    """:class:`QuotaExceeded` when a budget of the end user has nothing left. An embed with no
+    quota skips the lookup (the gateway still applies any end-user budget when it holds the
+    answer's estimate)."""
+    if embed.user_quota_tokens is None and embed.user_quota_cost is None:
+        return
     scope = (Budget.ScopeType.END_USER.value, quota_scope(embed, end_user))
     for budget in budgets.current_budgets(embed.tenant, [scope]):
         tokens = budget.spent_tokens + budget.reserved_tokens
