@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -45,20 +46,25 @@ _SERVER_PARAMS = (
 )
 
 
-def execute(guarded: GuardedSQL) -> QueryResult:
-    """Run ``guarded`` and return at most ``row_cap`` rows (``truncated`` if there were more)."""
-    return execute_sql(guarded.sql, row_cap=guarded.row_cap)
+def execute(guarded: GuardedSQL, params: Mapping[str, Any] | None = None) -> QueryResult:
+    """Run ``guarded`` and return at most ``row_cap`` rows (``truncated`` if there were more).
+    ``params`` holds a value for each of ``guarded.parameters``, sent as bind parameters."""
+    values = [(params or {})[name] for name in guarded.parameters]
+    return execute_sql(guarded.sql, row_cap=guarded.row_cap, values=values)
 
 
-def execute_sql(sql: str, *, row_cap: int) -> QueryResult:
-    """Run SQL as the role, read-only. Only :func:`execute` and the tests (which show that the
-    database stops what the guard would have refused) call this with unguarded SQL."""
+def execute_sql(sql: str, *, row_cap: int, values: Sequence[Any] = ()) -> QueryResult:
+    """Run SQL as the role, read-only, with ``values`` bound to ``$1``, ``$2``... Only
+    :func:`execute` and the tests (which show that the database stops what the guard would have
+    refused) call this with unguarded SQL."""
     conn = connection()
     started = time.perf_counter()
     try:
         with conn.pipeline():
             conn.execute(_BEGIN)
-            cursor = conn.execute(sql.encode(), binary=True)
+            # A raw cursor takes Postgres' own $n placeholders (and leaves % alone).
+            cursor = psycopg.RawCursor(conn) if values else conn.cursor()
+            cursor.execute(sql.encode(), list(values) or None, binary=True)
             conn.execute(_ROLLBACK)
         with cursor:
             rows = cursor.fetchmany(row_cap + 1)

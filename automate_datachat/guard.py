@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GuardedSQL",
+    "bind_parameters",
     "cap_limit",
     "check",
     "check_nodes",
@@ -71,16 +72,25 @@ class GuardedSQL:
     #: The outermost LIMIT after capping (``row_cap + 1`` unless the query asked for fewer).
     limit: int
     row_cap: int
+    #: The names of the values to bind, in the order of ``$1``, ``$2``... in ``sql``.
+    parameters: tuple[str, ...] = ()
 
 
-def check(sql: str, dataset: Dataset | DatasetDefinition) -> GuardedSQL:
+def check(
+    sql: str, dataset: Dataset | DatasetDefinition, params: Collection[str] | None = None
+) -> GuardedSQL:
     """Run every layer on ``sql`` against ``dataset`` (a ``Dataset`` row, or a definition bound
-    to a tenant) and return the SQL to run. Raises :class:`SQLRejected`."""
+    to a tenant) and return the SQL to run. Raises :class:`SQLRejected`.
+
+    With ``params`` (the names of the values the caller will bind), ``:name`` placeholders
+    naming them become Postgres' positional parameters (see :func:`bind_parameters`); without,
+    any placeholder is refused."""
     definition = dataset if isinstance(dataset, DatasetDefinition) else dataset.definition()
     if definition.tenant_id is None:
         raise ValueError("check() needs a dataset bound to a tenant (DatasetDefinition.bind)")
     tree = parse_statement(sql)
-    check_nodes(tree)
+    parameters = bind_parameters(tree, params) if params is not None else ()
+    check_nodes(tree, parameters=bool(parameters))
     references = resolve_tables(tree, definition)
     rewrite_tables(references, definition)
     limit = cap_limit(tree, definition.row_cap)
@@ -91,6 +101,7 @@ def check(sql: str, dataset: Dataset | DatasetDefinition) -> GuardedSQL:
         tables=tuple(sorted({table.alias for _, table in references})),
         limit=limit,
         row_cap=definition.row_cap,
+        parameters=parameters,
     )
 
 
@@ -122,10 +133,35 @@ def parse_statement(sql: str) -> exp.Expression:
     return tree
 
 
-def check_nodes(tree: exp.Expression) -> None:
-    """Every node of an allowed class; functions, cast types and bare words from allowlists."""
+def bind_parameters(tree: exp.Expression, names: Collection[str]) -> tuple[str, ...]:
+    """Replace each ``:name`` placeholder (``name`` one of ``names``) by a positional ``$n``,
+    the same ``n`` for the same name; return the names in position order. Values are then sent
+    as bind parameters, never spliced into the text: whatever a value contains stays a value.
+    Positional parameters in the submitted SQL, and other placeholder forms, are refused."""
+    order: list[str] = []
+    for node in list(tree.find_all(exp.Placeholder, exp.Parameter)):
+        name = node.this if isinstance(node, exp.Placeholder) else None
+        if not isinstance(name, str) or not name:
+            raise SQLRejected(
+                "Parameters are written :name.", reason="parameter_not_allowed", node=node
+            )
+        if name not in names:
+            raise SQLRejected(
+                f"No value is given for parameter :{name}.", reason="unknown_parameter", node=node
+            )
+        if name not in order:
+            order.append(name)
+        node.replace(exp.Parameter(this=exp.Literal.number(order.index(name) + 1)))
+    return tuple(order)
+
+
+def check_nodes(tree: exp.Expression, *, parameters: bool = False) -> None:
+    """Every node of an allowed class; functions, cast types and bare words from allowlists.
+    ``parameters``: the positional parameters :func:`bind_parameters` made are allowed."""
     for node in tree.walk():
         kind = type(node)
+        if kind is exp.Parameter and parameters:
+            continue
         if kind is exp.Anonymous:
             name = node.name.lower()
             if name not in allowlist.ANONYMOUS_FUNCTIONS or node.this != node.name:

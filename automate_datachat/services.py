@@ -9,7 +9,7 @@ the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from automate_datachat import asking, auditing, examples, executor, guard
@@ -58,17 +58,21 @@ def run_sql(
     dataset: Dataset | DatasetDefinition | str,
     sql: str,
     actor: str | Any = None,
+    params: Mapping[str, Any] | None = None,
 ) -> QueryResult:
     """Guard ``sql`` against ``dataset`` for ``tenant`` and run it read-only as the data chat
-    role. Raises :class:`SQLRejected` or :class:`SQLExecutionFailed` (after auditing it)."""
+    role. Raises :class:`SQLRejected` or :class:`SQLExecutionFailed` (after auditing it).
+
+    ``params``: values for the ``:name`` placeholders of ``sql``, sent as bind parameters
+    (never spliced into the SQL text)."""
     definition = dataset_for(tenant, dataset)
     entry: dict[str, Any] = {
         "dataset": definition.slug,
         "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
     }
     try:
-        guarded = guard.check(sql, definition)
-        result = executor.execute(guarded)
+        guarded = guard.check(sql, definition, None if params is None else list(params))
+        result = executor.execute(guarded, params)
     except (SQLRejected, SQLExecutionFailed) as exc:
         # The reason code or SQLSTATE only: a Postgres message can quote a row value.
         reason = exc.details.get("reason") or exc.details.get("sqlstate", "")
