@@ -7,6 +7,6 @@ class AutomateDatachatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The outbox handlers and maintenance tasks (also for in-process runs: the embedded
-        # server's worker, run_until_idle in tests).
-        from automate_datachat import tasks  # noqa: F401
+        # The step types, outbox handlers and maintenance tasks (also for in-process runs: the
+        # embedded server's worker, run_until_idle in tests).
+        from automate_datachat import steps, tasks  # noqa: F401
