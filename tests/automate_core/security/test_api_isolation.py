@@ -311,7 +311,8 @@ def test_ingest_with_other_tenants_idempotency_key_and_tenant_field_stays_in_own
         "/api/v1/events",
         {
             "type": SHARED_EVENT_TYPE,
-            "payload": {"amount": 5000},
+            # The event A sent with this key (a reused key with another payload is a 409).
+            "payload": {"amount": 50},
             "idempotency_key": SHARED_IDEMPOTENCY_KEY,
             "tenant": str(world.b.tenant.pk),
             "tenant_id": str(world.b.tenant.pk),

@@ -165,8 +165,12 @@ def test_tenantless_event_does_not_resume_tenant_runs(world):
 
 
 def test_idempotency_key_of_b_gives_a_its_own_event(world):
+    # The repeat is the same event A sent (a reused key with another payload is a 409).
     got = ingestor.ingest(
-        SHARED_EVENT_TYPE, {}, tenant=world.a.tenant, idempotency_key=SHARED_IDEMPOTENCY_KEY
+        SHARED_EVENT_TYPE,
+        {"amount": 50},
+        tenant=world.a.tenant,
+        idempotency_key=SHARED_IDEMPOTENCY_KEY,
     )
     assert got.event.pk == world.a.event.pk
     fresh = ingestor.ingest(SHARED_EVENT_TYPE, {}, tenant=world.a.tenant, idempotency_key="b-only")
