@@ -24,7 +24,7 @@ from bench.database import setup_django
 
 setup_django("automate_bench_datachat")
 
-# isort: split
+# ruff: noqa: E402  (Django is set up on the bench database before the project is imported)
 import psycopg
 import sqlglot
 from django.core.management import call_command

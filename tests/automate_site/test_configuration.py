@@ -18,7 +18,7 @@ def settings_seen_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         "import django, json; django.setup(); from django.conf import settings; "
         "print(json.dumps({'AUTOMATE': settings.AUTOMATE, 'LLM': settings.AUTOMATE_LLM}))"
     )
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603  (our interpreter, a fixed script)
         [sys.executable, "-c", code],
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "automate_site.settings", **env},
