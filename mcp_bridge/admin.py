@@ -31,7 +31,9 @@ class MCPServerAdmin(TenantScopedAdmin):
     list_display = ["name", "tenant", "transport", "status", "tool_count", "last_synced_at"]
     list_filter = ["transport", "status"]
     search_fields = ["name", "slug", "url"]
-    readonly_fields = ["status", "last_synced_at", "last_error", "shown_health", "shown_stats"]
+    readonly_fields = [
+        "status", "last_synced_at", "sync_queued_at", "last_error", "shown_health", "shown_stats",
+    ]  # fmt: skip
     actions = ["queue_sync", "check_health"]
 
     @admin.display(description="tools")

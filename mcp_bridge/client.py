@@ -19,6 +19,7 @@ applies. :func:`run` runs such async work from sync code (steps, jobs, views).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 import httpx2
 import mcp_types
 from django.core.exceptions import ValidationError
@@ -33,6 +35,8 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.shared.subscriptions import ToolsListChanged
 
 from automate_core.errors import AutomateError
 from automate_core.governance.egress import EgressDenied, async_httpx2_client, check_url
@@ -51,6 +55,24 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
 
 # Seconds a legacy SSE stream may stay silent between events.
 _SSE_READ_TIMEOUT = 300.0
+
+
+@dataclass
+class Notices:
+    """What a server announced during a session, for sync code to act on afterwards (the
+    handler runs inside the session's task group, where no database work belongs)."""
+
+    tools_changed: bool = False
+
+    async def handle(self, message: Any) -> None:
+        if isinstance(message, mcp_types.ToolListChangedNotification):
+            self.tools_changed = True
+        await anyio.lowlevel.checkpoint()
+
+    def take_tools_changed(self) -> bool:
+        """Whether ``notifications/tools/list_changed`` arrived since the last take."""
+        changed, self.tools_changed = self.tools_changed, False
+        return changed
 
 
 @dataclass(frozen=True)
@@ -116,13 +138,14 @@ def _http_client(connection: Connection, **options: Any) -> httpx2.AsyncClient:
     )
 
 
-async def _enter(stack: AsyncExitStack, transport: Any) -> Client:
+async def _enter(stack: AsyncExitStack, transport: Any, notices: Notices | None) -> Client:
     # No cancel scope of its own here: the client's task groups outlive this call, so the
     # whole session is bounded by the caller's (see run()); each request by the read timeout.
     client = Client(
         transport,
         client_info=mcp_types.Implementation(name="django-automate", version="1"),
         read_timeout_seconds=float(mcp_settings.CONNECT_TIMEOUT_SECONDS),
+        message_handler=notices.handle if notices is not None else None,
     )
     return await stack.enter_async_context(client)
 
@@ -140,32 +163,61 @@ def _sse_transport(connection: Connection) -> Any:
 
 
 @asynccontextmanager
-async def open_session(connection: Connection) -> AsyncIterator[Client]:
+async def open_session(
+    connection: Connection, notices: Notices | None = None
+) -> AsyncIterator[Client]:
     """An initialized SDK client for ``connection``; closed (and its subprocess or HTTP
-    session ended) when the block ends. Failures raise our errors (see :func:`translate`)."""
+    session ended) when the block ends. Server notifications go to ``notices``. Failures
+    raise our errors (see :func:`translate`)."""
     async with AsyncExitStack() as stack:
         try:
-            client = await _open(stack, connection)
+            client = await _open(stack, connection, notices)
+            if notices is not None:
+                await _listen(stack, client, notices)
         except Exception as exc:
             raise translate(exc) from exc
         yield client
 
 
-async def _open(stack: AsyncExitStack, connection: Connection) -> Client:
+async def _listen(stack: AsyncExitStack, client: Client, notices: Notices) -> None:
+    """Subscribe to tool-list changes for the rest of the session, where the server offers
+    them: a ``subscriptions/listen`` stream (2026-07-28 servers), whose events a background
+    task hands to ``notices``. Earlier servers send the notification unasked (the handler)."""
+    tools = getattr(client.server_capabilities, "tools", None)
+    if not getattr(tools, "list_changed", False):
+        return
+    try:
+        subscription = await stack.enter_async_context(client.listen(tools_list_changed=True))
+    except ListenNotSupportedError:
+        return
+
+    async def read() -> None:
+        with contextlib.suppress(SubscriptionLost):
+            async for event in subscription:
+                if isinstance(event, ToolsListChanged):
+                    notices.tools_changed = True
+
+    group = await stack.enter_async_context(anyio.create_task_group())
+    group.start_soon(read)
+    stack.callback(group.cancel_scope.cancel)  # runs first when the session ends
+
+
+async def _open(stack: AsyncExitStack, connection: Connection, notices: Notices | None) -> Client:
     if connection.transport == "stdio":
-        return await _enter(stack, stdio_client(connection.stdio))  # type: ignore[arg-type]
+        return await _enter(stack, stdio_client(connection.stdio), notices)  # type: ignore[arg-type]
     if connection.transport == "sse":
-        return await _enter(stack, _sse_transport(connection))
+        return await _enter(stack, _sse_transport(connection), notices)
     http = await stack.enter_async_context(_http_client(connection))
     try:
         async with AsyncExitStack() as attempt:
-            client = await _enter(attempt, streamable_http_client(connection.url, http_client=http))
+            transport = streamable_http_client(connection.url, http_client=http)
+            client = await _enter(attempt, transport, notices)
             stack.push_async_exit(attempt.pop_all())
             return client
     except Exception as exc:
         if not _refused_by_server(exc):
             raise
-    return await _enter(stack, _sse_transport(connection))
+    return await _enter(stack, _sse_transport(connection), notices)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

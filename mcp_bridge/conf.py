@@ -22,6 +22,9 @@ mcp_settings = AppSettings(
         # Largest number of tools/list pages one sync follows (a server that never ends its
         # pagination cannot hang a sync).
         "MAX_LIST_PAGES": 1000,
+        # Minutes between scheduled syncs of a server (its sync_interval_minutes overrides it);
+        # 0 or None: no scheduled syncs. Due syncs are queued by the workers' maintenance.
+        "SYNC_INTERVAL_MINUTES": 60,
         # Rate of the sync and health endpoints of the API, per key.
         "API_RATE_LIMIT": "60/min",
     },

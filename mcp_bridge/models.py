@@ -72,7 +72,15 @@ class MCPServer(UUIDModel, TimeStampedModel, TenantScopedModel, SluggedModel):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.NEW, db_index=True
     )
+    sync_interval_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text='Minutes between scheduled syncs; empty: AUTOMATE_MCP["SYNC_INTERVAL_MINUTES"], '
+        "0: never.",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    #: When a sync was last queued (by a person, the schedule or a list_changed notice).
+    sync_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     # {"ok", "checked_at", "latency_ms", "protocol_version", "server_info", "error"}
     health = models.JSONField(default=dict, blank=True, editable=False)

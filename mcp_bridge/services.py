@@ -93,7 +93,9 @@ def is_uuid(value: str) -> bool:
 def queue_sync(server: MCPServer, *, actor: str = "system") -> Any:
     """Enqueue a sync of ``server`` (outbox job ``mcp.sync``) in the caller's transaction."""
     with transaction.atomic():
-        MCPServer.objects.filter(pk=server.pk).update(status=MCPServer.Status.QUEUED)
+        MCPServer.objects.filter(pk=server.pk).update(
+            status=MCPServer.Status.QUEUED, sync_queued_at=timezone.now()
+        )
         job = store.enqueue("mcp.sync", {"server": str(server.pk)}, tenant=server.tenant_id)
         audit.record(
             "mcp.server.sync_queued",
@@ -102,6 +104,16 @@ def queue_sync(server: MCPServer, *, actor: str = "system") -> Any:
             target=f"mcp.server:{server.slug}",
         )
     return job
+
+
+def tools_changed(server: MCPServer) -> None:
+    """The server sent ``notifications/tools/list_changed``: queue a sync, unless one is
+    already queued or running (a chatty server costs one sync, not one per notice)."""
+    with transaction.atomic():
+        busy = (MCPServer.Status.QUEUED, MCPServer.Status.SYNCING, MCPServer.Status.DISABLED)
+        locked = MCPServer.objects.select_for_update().filter(pk=server.pk).first()
+        if locked is not None and locked.status not in busy:
+            queue_sync(server, actor="system:list_changed")
 
 
 def check_health(server: MCPServer) -> dict[str, Any]:
@@ -271,7 +283,12 @@ def call_tool(
             meta = {TRACE_META_KEY: trace_id}
             if idempotency_key:
                 meta[IDEMPOTENCY_META_KEY] = idempotency_key
-            seen, payload = _call_checked(tool, approved.pin, sent, meta, timeout)
+            notices = client.Notices()
+            try:
+                seen, payload = _call_checked(tool, approved.pin, sent, meta, timeout, notices)
+            finally:
+                if notices.take_tools_changed():
+                    tools_changed(server)
             if seen == "missing":
                 outcome = "removed"
                 raise ToolNotCallable(
@@ -320,6 +337,7 @@ def _call_checked(
     arguments: dict[str, Any],
     meta: dict[str, str],
     timeout: float | None,
+    notices: client.Notices,
 ) -> tuple[str, Any]:
     """One session: read the live definition, then call only if its pin is the approved one.
     Returns ("called", CallToolResult), ("changed", live definition) or ("missing", None)."""
@@ -327,7 +345,7 @@ def _call_checked(
     limit = float(timeout if timeout is not None else mcp_settings.CALL_TIMEOUT_SECONDS)
 
     async def work() -> tuple[str, Any]:
-        async with client.open_session(connection) as session:
+        async with client.open_session(connection, notices) as session:
             live = await _find_tool(session, tool.name)
             if live is None:
                 return "missing", None

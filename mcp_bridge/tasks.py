@@ -1,4 +1,5 @@
-"""Outbox handlers of the MCP bridge (the worker imports every app's ``tasks`` module).
+"""Outbox handlers of the MCP bridge (the worker imports every app's ``tasks`` module), and
+the scheduled syncs the workers' maintenance queues (:mod:`mcp_bridge.schedule`).
 
 ``mcp.sync`` commits its own work (``commits=True``): the server's listing is fetched outside
 any transaction, applied in one transaction, and the job completed in the next. A sync is
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from automate_core.outbox import store
+from automate_core.outbox import maintenance, store
 from automate_core.outbox.handlers import outbox_handler
 from automate_core.outbox.store import Lease
-from mcp_bridge import sync
+from mcp_bridge import schedule, sync
 from mcp_bridge.models import MCPServer
 
 
@@ -32,3 +33,6 @@ def run_sync(lease: Lease) -> None:
         sync.sync_server(server)
     with transaction.atomic():
         store.complete(lease)
+
+
+maintenance.register("mcp.scheduled_syncs", schedule.queue_due_syncs, every="reap")

@@ -27,10 +27,13 @@ class MCPServerSerializer(serializers.ModelSerializer):
         model = MCPServer
         fields = [
             "id", "name", "slug", "transport", "url", "stdio_command", "auth_config",
-            "auto_approve_new", "status", "last_synced_at", "last_error", "health", "sync_stats",
-            "tool_counts", "created_at", "updated_at",
+            "auto_approve_new", "sync_interval_minutes", "status", "last_synced_at",
+            "sync_queued_at", "last_error", "health", "sync_stats", "tool_counts", "created_at",
+            "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["status", "last_synced_at", "last_error", "health", "sync_stats"]
+        read_only_fields = [
+            "status", "last_synced_at", "sync_queued_at", "last_error", "health", "sync_stats",
+        ]  # fmt: skip
 
     def get_tool_counts(self, server: MCPServer) -> dict[str, int]:
         counts: dict[str, int] = {}
