@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -21,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from automate_core.api.permissions import request_tenant
 from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
 from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
@@ -194,6 +196,7 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
         piece = question.head
         while piece is not None:
             received.append(piece)
+            _release_connection()
             yield encode_event("text", {"text": piece})
             failure: dict[str, Any] | None = None
             with trace(trace_id):
@@ -240,6 +243,15 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
                 )
 
 
+def _release_connection() -> None:
+    """Close this thread's database connection while the answer waits on the model: a stream
+    holds no transaction between pieces, and a connection held per open stream would make the
+    number of concurrent visitors the number of database connections. The stored answer at the
+    end opens one again. (In a transaction, as in tests, it is kept.)"""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 class FeedbackView(WidgetView):
     """``{"rating": "up"|"down", "comment": …}`` on an answer of the caller's conversation."""
 
@@ -273,8 +285,6 @@ class TokensView(APIView):
         responses={201: WidgetTokenSerializer},
     )
     def post(self, request: Request, pk: str) -> Response:
-        from automate_core.api.permissions import request_tenant
-
         embed = services.get_tenant_embed(request_tenant(request), pk)
         data = request.data if isinstance(request.data, dict) else {}
         claims = data.get("claims") or {}
