@@ -213,3 +213,23 @@ def test_the_panel_closes_with_escape_and_gives_focus_back(
     assert widget.locator("[role=dialog]").is_hidden()
     assert launcher.get_attribute("aria-expanded") == "false"
     assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "launcher"
+
+
+def test_inline_mode_mounts_the_panel_in_the_page(
+    page, host, asgi_url, endpoint, model, openai_wire
+):
+    embed = make_embed(endpoint, allowed_origins=[host.url()])
+    openai_wire.script(Reply(text=ANSWER))
+    host.html = (
+        "<!doctype html><html><body><main id='help' style='height:480px'></main>"
+        f"<script src='{asgi_url}/widgets/v1/embed.js' data-embed='{embed.publishable_key}' "
+        "data-mount='#help' async></script></body></html>"
+    )
+    page.goto(host.url() + "/")
+    widget = page.locator("#help automate-chat")
+    widget.locator("[role=region]").wait_for()
+    assert widget.locator("button.launcher").is_hidden()
+    widget.locator("textarea").fill("How long do refunds take?")
+    widget.locator("textarea").press("Enter")
+    widget.locator(".msg.assistant .actions").wait_for()
+    assert "five business days" in widget.locator(".msg.assistant").inner_text()
