@@ -4,11 +4,16 @@ One uvicorn process serves the project (the real ASGI application) on loopback; 
 from the OpenAI wire server of the test suite (``automate_llm.testing``), each streamed in
 6-character pieces.
 
-* **Concurrency**: ``--conversations`` (200) visitors at once, each from an allowed origin:
+* **Concurrency**: ``--conversations`` (80) visitors at once, each from an allowed origin:
   start a conversation, ask, read the SSE answer to ``done``. Reported: wall time, every
   stream's time to first token and to ``done`` (median, p95, max: a stream blocked behind the
   others shows as a max far above the median), and the server process's threads and resident
   memory before, at the peak and after (flat after = nothing leaked).
+  Django under ASGI opens a database connection per request in flight, and starting 200
+  conversations at once puts 200 requests in flight: the embedded Postgres allows 100
+  connections, shared with whatever else runs, so 200 needs ``DATABASE_URL`` pointing at a
+  server with ``max_connections`` above 250 (or a connection pool). Streams hold no connection
+  between pieces, so it is the starts, not the answers, that need them.
 * **Time to first token**: ``--samples`` answers asked one at a time, alternating the widget's
   ``/widgets/v1/<pk>/conversations/<id>/messages`` and the RAG answer API
   ``/api/v1/rag/<endpoint>/answer`` (``stream: true``) on the same endpoint; the difference of
@@ -17,7 +22,7 @@ from the OpenAI wire server of the test suite (``automate_llm.testing``), each s
 * **Bundle**: the size of ``embed.js``, raw and gzipped (budget 20 KB gzipped).
 
 Uses its own ``automate_bench_widget`` database (on the embedded Postgres unless
-``DATABASE_URL`` is set). Run: ``.venv/bin/python bench/bench_widget.py [--conversations 200]
+``DATABASE_URL`` is set). Run: ``.venv/bin/python bench/bench_widget.py [--conversations 80]
 [--samples 60]`` (or ``python -m bench widget``).
 """
 
@@ -203,7 +208,7 @@ def ms(values: list[float], q: float | None = None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--conversations", type=int, default=80)
     parser.add_argument("--samples", type=int, default=60)
     args = parser.parse_args()
 
