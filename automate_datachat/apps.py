@@ -10,3 +10,9 @@ class AutomateDatachatConfig(AppConfig):
         # The step types, outbox handlers and maintenance tasks (also for in-process runs: the
         # embedded server's worker, run_until_idle in tests).
         from automate_datachat import steps, tasks  # noqa: F401
+        from automate_datachat.conf import datachat_settings
+
+        if datachat_settings.DEMO_DATASET:
+            from automate_datachat import demo
+
+            demo.register()

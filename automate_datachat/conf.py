@@ -40,6 +40,9 @@ datachat_settings = AppSettings(
         "MODEL": None,
         "PROMPT_EXAMPLES": 5,
         "HISTORY_TURNS": 5,
+        # Offer the demo shop dataset ("demo-shop", automate_datachat.demo) to the tenants with
+        # the slugs "demo" and "demo-b" (its tables exist once `manage.py datachat_demo` ran).
+        "DEMO_DATASET": True,
         # API rate limits, per API key (or user): asking calls the model, SQL only reads.
         "ASK_RATE_LIMIT": "60/min",
         "SQL_RATE_LIMIT": "600/min",
