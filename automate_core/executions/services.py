@@ -12,6 +12,9 @@ from automate_core.executions.models import Execution
 
 #: Counters of ``Execution.usage``; ``cost`` is a decimal string, the others integers.
 USAGE_COUNTERS = ("input_tokens", "output_tokens", "cached_tokens", "calls")
+#: Amounts a call may measure (seconds, summed as floats to the millisecond); a run's usage holds
+#: one once a call of the run reported it.
+USAGE_MEASURES = ("gpu_seconds",)
 
 
 def workflow_name_of(execution_id: uuid.UUID | str | None) -> str:
@@ -23,7 +26,8 @@ def workflow_name_of(execution_id: uuid.UUID | str | None) -> str:
 
 
 def add_usage(execution_id: uuid.UUID | str, usage: Mapping[str, object]) -> None:
-    """Add one metered call's tokens and cost to the run's rolled-up ``usage``.
+    """Add one metered call's tokens, cost and measures (``gpu_seconds``) to the run's
+    rolled-up ``usage``.
 
     Runs in the caller's transaction (the step's), so a step that rolls back takes its usage
     with it; the row lock serialises concurrent calls of parallel steps.
@@ -39,4 +43,8 @@ def add_usage(execution_id: uuid.UUID | str, usage: Mapping[str, object]) -> Non
         total["cost"] = str(
             Decimal(str(total.get("cost") or 0)) + Decimal(str(usage.get("cost") or 0))
         )
+        for measure in USAGE_MEASURES:
+            if usage.get(measure) is not None:
+                added_amount = float(usage[measure])  # type: ignore[arg-type]
+                total[measure] = round(float(total.get(measure) or 0) + added_amount, 3)
         Execution.objects.filter(pk=execution_id).update(usage=total)
