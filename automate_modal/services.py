@@ -25,8 +25,9 @@ Guarantees:
   the job is ``timed_out``.
 * An output larger than ``OUTPUT_INLINE_MAX_BYTES`` is stored as a ``ModalArtifact``
   (``output.json``, through Django's storage API); the job's output then references it.
-* When a job of a workflow run ends, in the same transaction: its cost is added to the run's
-  usage, an audit row is written, and the run waiting on ``modal:<job id>`` is signalled.
+* When a job of a workflow run ends, in the same transaction: its cost and GPU seconds are added
+  to the run's usage, an audit row is written, and the run waiting on ``modal:<job id>`` is
+  signalled.
 """
 
 from __future__ import annotations
@@ -560,5 +561,5 @@ def _finish(
     )
     if job.execution_id:
         if job.attempts and any(a.get("started") for a in job.attempts):
-            add_usage(job.execution_id, {"cost": job.cost})
+            add_usage(job.execution_id, {"cost": job.cost, "gpu_seconds": job.gpu_seconds})
         engine.signal(signal_name(job.pk), {}, execution=str(job.execution_id))

@@ -82,6 +82,15 @@ def test_spawn_then_callback_resumes_the_run_with_the_jobs_output(cloud, endpoin
     assert run.usage["calls"] == 1
 
 
+def test_the_jobs_gpu_seconds_are_rolled_into_the_runs_usage(cloud, endpoint, tenant):
+    run = start(tenant)
+    time.sleep(0.01)
+    report(cloud.spawned[0], {"output": {"text": "hello"}})
+    run = fresh(run)
+    job = ModalJob.objects.get(execution_id=run.pk)
+    assert run.usage["gpu_seconds"] == round(job.gpu_seconds, 3) > 0
+
+
 def test_spawn_with_no_callback_resumes_when_the_reconcile_poll_finds_the_result(
     cloud, endpoint, tenant
 ):
