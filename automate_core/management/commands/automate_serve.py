@@ -38,6 +38,7 @@ class Command(BaseCommand):
         if not no_demo:
             call_command("automate_demo")
             call_command("datachat_demo")  # by name: core does not import data chat
+            call_command("modal_demo")  # by name: core does not import Modal jobs
         if not os.environ.get("DATABASE_URL"):
             # The embedded Postgres: set up the read-only role data chat queries run as.
             call_command("datachat_role")
