@@ -3,7 +3,8 @@
 :func:`fake_modal` replaces the SDK the ``modal`` backend uses with fakes of
 ``modal.Function``, ``modal.FunctionCall`` and ``modal.Client`` that keep the SDK's signatures
 and raise the SDK's own exceptions (``modal.exception.NotFoundError`` for an undeployed
-function, ``modal.exception.TimeoutError`` from ``get(timeout=0)`` while a call runs). Calls
+function, ``modal.exception.TimeoutError`` from ``get(timeout=0)`` while a call runs, and a
+``get()`` with no timeout that blocks until the call ends, as the SDK's does). Calls
 live in a :class:`FakeModalCloud` the test drives::
 
     with fake_modal() as cloud:
@@ -22,6 +23,7 @@ call, anything else is its output; a call with no script stays running until the
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +77,7 @@ class FakeModalCloud:
     unreachable: bool = False
     crashes: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def deploy(self, app_name: str, function_name: str) -> None:
         self.functions.add((app_name, function_name))
@@ -88,10 +91,22 @@ class FakeModalCloud:
         self.crashes += times
 
     def finish(self, call_id: str, output: Any) -> None:
-        self.calls[call_id].result = output
+        self._end(call_id, result=output)
 
     def fail(self, call_id: str, error: BaseException) -> None:
-        self.calls[call_id].result = error
+        self._end(call_id, result=error)
+
+    def _end(self, call_id: str, **changes: Any) -> None:
+        with self._changed:
+            for name, value in changes.items():
+                setattr(self.calls[call_id], name, value)
+            self._changed.notify_all()
+
+    def _wait(self, call: FakeCall, timeout: float | None) -> None:
+        with self._changed:
+            self._changed.wait_for(
+                lambda: call.cancelled or call.result is not _PENDING, timeout=timeout
+            )
 
     @property
     def spawned(self) -> list[FakeCall]:
@@ -175,6 +190,7 @@ class FakeFunctionCall:
     def get(self, timeout: float | None = None, *, index: int = 0) -> Any:
         self._cloud._reach()
         call = self._cloud.calls[self.object_id]
+        self._cloud._wait(call, timeout)
         if call.cancelled:
             raise modal.exception.RemoteError("the call was cancelled")
         if call.result is _PENDING:
@@ -185,7 +201,7 @@ class FakeFunctionCall:
 
     def cancel(self, terminate_containers: bool = False) -> None:
         self._cloud._reach()
-        self._cloud.calls[self.object_id].cancelled = True
+        self._cloud._end(self.object_id, cancelled=True)
 
 
 @contextmanager

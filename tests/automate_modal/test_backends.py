@@ -1,8 +1,10 @@
+import threading
 import time
 
 import modal.exception
 import pytest
 
+from automate_modal.backends import modal_sdk
 from automate_modal.backends.base import Done, Failed, Pending, SpawnFailed, backend_for
 from automate_modal.backends.local import LocalBackend
 
@@ -43,6 +45,20 @@ def test_a_running_call_polls_as_pending_then_done(cloud, endpoint):
     assert backend.poll(call_id) == Pending()
     cloud.finish(call_id, {"text": "hello"})
     assert backend.poll(call_id) == Done({"text": "hello"})
+
+
+def test_the_sdk_doubles_get_with_no_timeout_blocks_until_the_call_ends(cloud):
+    call = modal_sdk.modal.Function.from_name("asr", "transcribe").spawn({})
+    got = []
+    waiter = threading.Thread(
+        target=lambda: got.append(modal_sdk.modal.FunctionCall.from_id(call.object_id).get())
+    )
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    cloud.finish(call.object_id, "done")
+    waiter.join(5)
+    assert got == ["done"]
 
 
 @pytest.mark.parametrize(
