@@ -1,5 +1,6 @@
 """What other apps call to use a language model: ``chat``, ``stream_chat``, ``structured`` and
-``embed``; and ``register_tool_type`` (with ``ToolType``) to give ``llm.agent`` a kind of tool.
+``embed``; ``register_tool_type`` (with ``ToolType``) to give ``llm.agent`` a kind of tool; and
+``labelled_prompts`` / ``render_prompt`` for apps that offer the tenant's prompts (MCP).
 
 Each call resolves the tenant's provider and model (a model config slug, or a model id on a
 provider, or the tenant's defaults), runs through the gateway (retries, fallback, structured
@@ -40,7 +41,7 @@ from automate_core.errors import AutomateError, InvalidInputError
 from automate_core.governance.redaction import current_secret_values, secret_scope
 from automate_core.prepared import Columns
 from automate_core.tenancy.models import Tenant
-from automate_llm import metering
+from automate_llm import metering, prompts
 from automate_llm.errors import NoProviderConfigured, StreamCancelled, UnknownProvider
 from automate_llm.gateway import (
     Attempts,
@@ -62,12 +63,15 @@ __all__ = [
     "ChatResponse",
     "ChatStreamResponse",
     "EmbeddingResponse",
+    "LabelledPrompt",
     "StructuredResponse",
     "ToolSpec",
     "ToolType",
     "chat",
     "embed",
+    "labelled_prompts",
     "register_tool_type",
+    "render_prompt",
     "resolve_targets",
     "stream_chat",
     "structured",
@@ -686,3 +690,49 @@ def stream_failure(exc: Exception, *, tenant: Tenant, context: CallContext) -> d
         "usage": UsageSerializer(CallUsage.of(usage) if usage else CallUsage()).data,
     }
     return body
+
+
+# -- prompts for other apps ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledPrompt:
+    """A published prompt version a label points at (what an MCP client may list and get)."""
+
+    slug: str
+    label: str
+    version: int
+    description: str
+    #: The JSON schema of its variables.
+    variables: dict[str, Any]
+    required: list[str]
+
+
+def labelled_prompts(tenant: Tenant) -> list[LabelledPrompt]:
+    """Every label of the tenant's prompts with the published version it points at."""
+    from automate_llm.models import PromptLabel
+
+    rows = (
+        PromptLabel.objects.for_tenant(tenant)
+        .select_related("prompt", "version")
+        .order_by("prompt__slug", "name")
+    )
+    return [
+        LabelledPrompt(
+            slug=row.prompt.slug,
+            label=row.name,
+            version=row.version.version,
+            description=row.prompt.description,
+            variables=dict(row.version.variables or {}),
+            required=prompts.required_variables(row.version.variables or {}),
+        )
+        for row in rows
+    ]
+
+
+def render_prompt(
+    tenant: Tenant, slug: str, label: str, variables: Mapping[str, Any] | None = None
+) -> list[ChatMessage]:
+    """The messages of the version ``label`` points at, rendered with ``variables`` (checked
+    against its schema: PromptVariablesInvalid names each problem)."""
+    return prompts.render(prompts.resolve(tenant, slug, label=label), variables or {})

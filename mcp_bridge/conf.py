@@ -25,6 +25,14 @@ mcp_settings = AppSettings(
         # Minutes between scheduled syncs of a server (its sync_interval_minutes overrides it);
         # 0 or None: no scheduled syncs. Due syncs are queued by the workers' maintenance.
         "SYNC_INTERVAL_MINUTES": 60,
+        # The platform as an MCP server (/mcp): its public URL (the OAuth resource id), the
+        # Host and Origin values it accepts (DNS-rebinding protection; "host:*" any port),
+        # calls per key, and the code-first workflows every tenant's keys may start there.
+        "SERVER_URL": "http://localhost:8000/mcp",
+        "SERVER_ALLOWED_HOSTS": ["localhost:*", "127.0.0.1:*"],
+        "SERVER_ALLOWED_ORIGINS": ["http://localhost:*", "http://127.0.0.1:*"],
+        "SERVER_RATE_LIMIT": "120/min",
+        "SERVER_CODE_WORKFLOWS": [],
         # Rate of the sync and health endpoints of the API, per key.
         "API_RATE_LIMIT": "60/min",
     },

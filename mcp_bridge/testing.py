@@ -105,29 +105,37 @@ class ToolServer:
     @contextmanager
     def serving(self, *, transport: str = "streamable_http") -> Iterator[str]:
         """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``)."""
-        import uvicorn
-
         if transport == "sse":
             app, path = self.server.sse_app(), "/sse"
         else:
             app, path = self.server.streamable_http_app(), "/mcp"
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not server.started:
-                if time.monotonic() > deadline or not thread.is_alive():
-                    raise RuntimeError("the MCP test server did not start")
-                time.sleep(0.02)
-            self.url = f"http://127.0.0.1:{listener.getsockname()[1]}{path}"
+        with serve_with_lifespan(app) as base:
+            self.url = f"{base}{path}"
             yield self.url
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            listener.close()
+
+
+@contextmanager
+def serve_with_lifespan(app: Any) -> Iterator[str]:
+    """Serve the ASGI ``app`` with uvicorn on a loopback port, lifespan on (the SDK's apps
+    start their session manager there), until the block ends; yields the base URL."""
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the ASGI test server did not start")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listener.close()
 
 
 def _with_signature_of(fn: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
