@@ -11,9 +11,10 @@ Guarantees:
   that commit; called outside a transaction, ``spawn_job`` commits the intent and spawns at once.
   A spawn and the record of its call id commit together, so a crash between them leaves an
   attempt with an intent and no call id: the orphan check finds it ``ORPHAN_AFTER_SECONDS`` after
-  the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. Until then the
-  orphan may still report through its callback, and that result is the job's. So a crash costs
-  at most one extra spawn, and every job still ends with exactly one recorded result.
+  the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. The orphan may
+  still report its output through its callback, before or after that, and while the job has no
+  result that output is the job's. So a crash costs at most one extra spawn, and every job
+  still ends with exactly one recorded result.
 * A job ends once: :func:`complete_job` (the completion callback) and :func:`reconcile` (the
   poll) lock the job's row and act only on the current attempt while it has no outcome, so a
   late or replayed report changes nothing.
@@ -262,14 +263,21 @@ def spawn_intended(
 
 def complete_job(job_id: uuid.UUID | str, *, attempt: int, outcome: Done | Failed) -> bool:
     """Record the outcome of attempt ``attempt`` (from its completion callback). False, and
-    nothing changed, when the job has ended or that attempt has an outcome already."""
+    nothing changed, when the job has ended or that attempt has an outcome already, except
+    that an output from a ``lost`` attempt is still the job's result while it has none (the
+    attempt spawned in its place is then cancelled)."""
     with transaction.atomic():
         job = _locked(job_id)
-        if job is None or not _is_current(job, attempt):
+        if job is None:
             return False
         with trace(job.trace_id or None):
-            _record_outcome(job, outcome)
-    return True
+            if _is_current(job, attempt):
+                _record_outcome(job, outcome)
+                return True
+            if isinstance(outcome, Done) and _is_lost(job, attempt):
+                _adopt_lost_output(job, attempt, outcome)
+                return True
+    return False
 
 
 def reconcile(job_id: uuid.UUID | str, *, attempt: int, polls: int = 0) -> None:
@@ -330,6 +338,35 @@ def _is_current(job: ModalJob, attempt: int) -> bool:
         and len(job.attempts) == attempt
         and job.attempts[-1].get("outcome") is None
     )
+
+
+def _is_lost(job: ModalJob, attempt: int) -> bool:
+    return (
+        not job.is_finished
+        and 1 <= attempt <= len(job.attempts)
+        and job.attempts[attempt - 1].get("outcome") == "lost"
+    )
+
+
+def _adopt_lost_output(job: ModalJob, attempt: int, outcome: Done) -> None:
+    """The orphan of a lost attempt reported its output after all: it is the job's result,
+    and the attempt running in its place is cancelled. The orphan's seconds (from its intent)
+    are on the job's cost; its hold was released, so the budgets are not charged for them."""
+    current = job.attempts[-1]
+    if current.get("outcome") is None:
+        if current["function_call_id"]:
+            backend_for(job.endpoint).cancel(current["function_call_id"])
+            _charge(job, current)
+        else:
+            metering.release(current.pop("hold", None))
+        current.update(outcome="cancelled", message=f"attempt {attempt} reported first")
+    lost = job.attempts[attempt - 1]
+    _charge(job, lost)
+    lost.update(outcome="succeeded", message="reported after it was declared lost")
+    if job.status == Status.PENDING:
+        job.transition_to(Status.RUNNING)
+    job.output = _stored_output(job, outcome.output)
+    _finish(job, Status.SUCCEEDED)
 
 
 def _attempts_left(job: ModalJob) -> bool:

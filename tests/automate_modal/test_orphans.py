@@ -101,15 +101,37 @@ def test_an_orphans_report_before_the_check_is_the_jobs_result(cloud, endpoint):
     assert len(cloud.spawned) == 1
 
 
-def test_a_lost_orphans_late_report_is_refused_and_the_respawn_gives_the_result(cloud, endpoint):
+def orphaned_and_respawned(cloud, endpoint) -> ModalJob:
     job = crashed_spawn(cloud, endpoint)
     age_intent(job, 3600)
     poll_now()
-    assert report(cloud.spawned[0], {"output": "late"}).status_code == 403
+    return fresh(job)
+
+
+def test_a_lost_orphans_late_output_is_the_result_and_the_respawn_is_cancelled(cloud, endpoint):
+    job = orphaned_and_respawned(cloud, endpoint)
+    assert report(cloud.spawned[0], {"output": "late"}).status_code == 200
+    job = fresh(job)
+    assert job.status == Status.SUCCEEDED
+    assert job.output == "late"
+    assert [a["outcome"] for a in job.attempts] == ["succeeded", "cancelled"]
+    assert cloud.spawned[1].cancelled
+
+
+def test_a_lost_orphans_late_failure_is_refused(cloud, endpoint):
+    job = orphaned_and_respawned(cloud, endpoint)
+    assert report(cloud.spawned[0], {"error": "boom", "kind": "permanent"}).status_code == 403
     assert report(cloud.spawned[1], {"output": "respawned"}).status_code == 200
     job = fresh(job)
     assert job.output == "respawned"
     assert [a["outcome"] for a in job.attempts] == ["lost", "succeeded"]
+
+
+def test_a_lost_orphans_report_after_the_job_ended_is_refused(cloud, endpoint):
+    job = orphaned_and_respawned(cloud, endpoint)
+    assert report(cloud.spawned[1], {"output": "respawned"}).status_code == 200
+    assert report(cloud.spawned[0], {"output": "late"}).status_code == 403
+    assert fresh(job).output == "respawned"
 
 
 def test_a_lost_attempt_does_not_use_up_a_retry(cloud, endpoint):
