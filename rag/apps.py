@@ -18,6 +18,18 @@ class RagConfig(AppConfig):
 
         django_models.connect()
 
+        from django.db.models.signals import m2m_changed
+
+        from rag.models import RAGEndpoint
+        from rag.services import build_when_sources_added
+
+        # An endpoint created over sources synced before it gets its first index built.
+        m2m_changed.connect(
+            build_when_sources_added,
+            sender=RAGEndpoint.sources.through,
+            dispatch_uid="rag.first_build",
+        )
+
         def reconnect(*, setting: str, **_: Any) -> None:
             if setting == "AUTOMATE_RAG":
                 django_models.connect()

@@ -624,6 +624,39 @@ def queue_reindex(endpoint: RAGEndpoint, *, actor: str = "system") -> IndexVersi
     return version
 
 
+FIRST_BUILD_JOB = "rag.first_build"
+
+
+def queue_first_build(endpoint: RAGEndpoint) -> bool:
+    """Enqueue the first index build of an endpoint with no live version whose sources already
+    hold documents (they were synced before it existed, so no sync will build it). Enqueued
+    once per endpoint, in the caller's transaction; skipped if a build started meanwhile.
+    True when a build was enqueued."""
+    if endpoint.live_version_id is not None:
+        return False
+    if not Document.objects.filter(source__endpoints=endpoint).exists():
+        return False
+    store.enqueue(
+        FIRST_BUILD_JOB,
+        {"endpoint": str(endpoint.pk)},
+        tenant=endpoint.tenant_id,
+        idempotency_key=f"{FIRST_BUILD_JOB}:{endpoint.pk}",
+    )
+    return True
+
+
+def build_when_sources_added(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **_: Any
+) -> None:
+    """``m2m_changed`` receiver of ``RAGEndpoint.sources``: however an endpoint gets its
+    sources (admin, API, code), one that holds documents gets its first index built."""
+    if action != "post_add":
+        return
+    endpoints = RAGEndpoint.objects.filter(pk__in=pk_set) if reverse else [instance]
+    for endpoint in endpoints:
+        queue_first_build(endpoint)
+
+
 def reindex(endpoint: RAGEndpoint, *, progress: indexing.Progress | None = None) -> IndexVersion:
     """Build a new version now, in this process, and switch to it (see :func:`indexing.build`)."""
     version = indexing.create_version(endpoint)

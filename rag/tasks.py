@@ -15,7 +15,7 @@ from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
 from automate_core.outbox.store import Lease
 from rag import indexing, sync
-from rag.models import IndexVersion, KnowledgeSource
+from rag.models import IndexVersion, KnowledgeSource, RAGEndpoint
 
 
 def _checkpoint(lease: Lease) -> indexing.Checkpoint:
@@ -56,6 +56,20 @@ def run_build(lease: Lease) -> None:
     ).first()
     if version is not None and version.status == "building":
         indexing.build(version, checkpoint=_checkpoint(lease))
+    _finish(lease)
+
+
+@outbox_handler("rag.first_build", commits=True)
+def run_first_build(lease: Lease) -> None:
+    """Build the first index of an endpoint (``{"endpoint": id}``) created over sources that
+    already hold documents, unless a build was started by then (a reindex, a sync)."""
+    if lease.tenant_id is None:
+        return _finish(lease)
+    endpoint = RAGEndpoint.objects.filter(
+        pk=lease.payload["endpoint"], tenant_id=lease.tenant_id
+    ).first()
+    if endpoint is not None and not endpoint.versions.exists():
+        indexing.build(indexing.create_version(endpoint), checkpoint=_checkpoint(lease))
     _finish(lease)
 
 
