@@ -18,3 +18,9 @@ class AutomateCoreConfig(AppConfig):
 
         definitions.connect()
         dispatch.subscribe(engine_subscriber)
+
+        # Every app's workflows and @on_event handlers, in every process (web, worker, shell):
+        # saving a model needs them to know how early its scheduled events must fire.
+        from automate_core.discovery import discover_automations
+
+        discover_automations()

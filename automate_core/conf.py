@@ -84,6 +84,9 @@ automate_settings = AppSettings(
         "DEFAULT_PAGE_SIZE": 50,
         # Header used to return (and accept) the trace id.
         "TRACE_HEADER": "X-Trace-Id",
+        # The tenant (slug or id) engine.signal(name) goes to when given no tenant or run; None:
+        # the only tenant, if there is just one (with several, such a signal is refused).
+        "DEFAULT_TENANT": None,
         # API keys: last_used_at is written at most this often, to keep reads cheap.
         "API_KEY_TOUCH_SECONDS": 60,
         # Secrets backends tried in order when a SecretRef is resolved: the environment first

@@ -16,10 +16,11 @@
   empty date or a deleted row cancels it. It occurs at its time, fired by an outbox job (a timer
   in the database). Event workflows with a negative offset start that much before.
 
-``@on_event(name)`` runs a function when an event occurs; ``@on_event_created(name)`` and
-``@on_event_cancelled(name)`` when a scheduled event is created or cancelled. Each runs as its
-own outbox job, so a failure is retried and never lost. Handlers are declared in an app's
-``workflows`` module, beside the workflows they go with; those modules are imported on first need.
+``@on_event(name)`` (or ``@on_event(event_name=name, entity_type=...)``) runs a function when
+an event occurs; ``@on_event_created`` and ``@on_event_cancelled`` when a scheduled event is
+created or cancelled. Each runs as its own outbox job, so a failure is retried and never lost.
+Handlers are declared in an app's ``workflows`` module or ``automations`` package, beside the
+workflows they go with; those are imported at app ready (:mod:`automate_core.discovery`).
 """
 
 from __future__ import annotations
@@ -32,17 +33,18 @@ from typing import Any, TypeVar
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.db.models.signals import post_delete, post_save
-from django.utils.module_loading import autodiscover_modules
 
+from automate_core.discovery import discover_automations
 from automate_core.events.models import Event
 
 F = TypeVar("F", bound=Callable[[Event], Any])
-Handlers = dict[str, list[Callable[[Event], Any]]]
+Handler = Callable[[Event], Any]
+# Per event name: each handler with the entity type it is limited to ("*": any).
+Handlers = dict[str, list[tuple[Handler, str]]]
 
 _occurred: Handlers = {}
 _created: Handlers = {}
 _cancelled: Handlers = {}
-_discovered = False
 
 
 @dataclass(frozen=True)
@@ -55,41 +57,63 @@ class EventDefinition:
         return self.condition is None or bool(self.condition(instance))
 
 
-def _register(table: Handlers, name: str) -> Callable[[F], F]:
+EntityType = str | type[models.Model]
+
+
+def _entity_label(entity_type: EntityType) -> str:
+    """``"*"``, or a model as ``app_label.modelname`` (from the class or a label string)."""
+    if isinstance(entity_type, str):
+        return entity_type.lower()
+    return entity_type._meta.label_lower
+
+
+def _register(table: Handlers, event_name: str | None, entity_type: EntityType) -> Callable[[F], F]:
+    if not event_name:
+        raise TypeError("give the event's name: @on_event('name') or @on_event(event_name=...)")
+    entry_type = _entity_label(entity_type)
+
     def decorate(fn: F) -> F:
-        if fn not in table.setdefault(name, []):
-            table[name].append(fn)
+        entries = table.setdefault(event_name, [])
+        if (fn, entry_type) not in entries:
+            entries.append((fn, entry_type))
         return fn
 
     return decorate
 
 
-def on_event(name: str) -> Callable[[F], F]:
-    """Run ``fn(event)`` when an event named ``name`` occurs."""
-    return _register(_occurred, name)
+def on_event(
+    name: str | None = None, *, event_name: str | None = None, entity_type: EntityType = "*"
+) -> Callable[[F], F]:
+    """Run ``fn(event)`` when an event named ``name`` (or ``event_name``) occurs; with
+    ``entity_type`` (a model or ``"app_label.Model"``), only for events about that model."""
+    return _register(_occurred, name or event_name, entity_type)
 
 
-def on_event_created(name: str) -> Callable[[F], F]:
+def on_event_created(
+    name: str | None = None, *, event_name: str | None = None, entity_type: EntityType = "*"
+) -> Callable[[F], F]:
     """Run ``fn(event)`` when a scheduled event named ``name`` is created."""
-    return _register(_created, name)
+    return _register(_created, name or event_name, entity_type)
 
 
-def on_event_cancelled(name: str) -> Callable[[F], F]:
+def on_event_cancelled(
+    name: str | None = None, *, event_name: str | None = None, entity_type: EntityType = "*"
+) -> Callable[[F], F]:
     """Run ``fn(event)`` when a scheduled event named ``name`` is cancelled."""
-    return _register(_cancelled, name)
+    return _register(_cancelled, name or event_name, entity_type)
 
 
-def handlers_for(phase: str, name: str) -> list[Callable[[Event], Any]]:
-    _discover_handlers()
+def handlers_for(phase: str, event: Event) -> list[Handler]:
+    """The handlers of ``phase`` for ``event``: by its type, and by its entity's model for the
+    handlers limited to one."""
+    discover_automations()
     table = {"occurred": _occurred, "created": _created, "cancelled": _cancelled}[phase]
-    return list(table.get(name, []))
-
-
-def _discover_handlers() -> None:
-    global _discovered
-    if not _discovered:
-        autodiscover_modules("workflows")
-        _discovered = True
+    entries = table.get(event.type, [])
+    if any(entry_type != "*" for _, entry_type in entries):
+        model = event.content_type.model_class() if event.content_type is not None else None
+        labels = {"*"} if model is None else {"*", model._meta.label_lower, model.__name__.lower()}
+        return [fn for fn, entry_type in entries if entry_type in labels]
+    return [fn for fn, _ in entries]
 
 
 def definitions_of(model: type[models.Model]) -> list[EventDefinition]:

@@ -4,6 +4,10 @@
 back, neither the event nor its job exist and nothing runs. The same idempotency key twice
 returns the stored event and adds no second job, so redelivered webhooks start nothing new; the
 same key with another type or payload is a conflict (409), never silently taken for the first.
+
+An event whose ``occurs_at`` is in the future is stored ``scheduled`` and occurs at that time,
+through the same timers as a model's scheduled events (:mod:`automate_core.events.scheduling`):
+what it starts, starts then, once (event workflows with a negative offset that much before).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class EventIngestor:
         payload = {} if payload is None else payload
         _check(event_type, payload)
         tenant_id = getattr(tenant, "pk", tenant)
+        scheduled = occurs_at is not None and occurs_at > timezone.now()
         if idempotency_key:
             stored = _existing(tenant_id, idempotency_key)
             if stored is not None:
@@ -60,6 +65,7 @@ class EventIngestor:
             idempotency_key=idempotency_key or None,
             trace_id=trace_id or current_trace_id() or new_trace_id(),
             occurs_at=occurs_at or timezone.now(),
+            status=Event.Status.SCHEDULED if scheduled else Event.Status.OCCURRED,
         )
         if entity is not None:
             event.content_type = ContentType.objects.get_for_model(entity)
@@ -67,13 +73,18 @@ class EventIngestor:
         try:
             with transaction.atomic():
                 event.save(force_insert=True)
-                store.enqueue(
-                    EVENT_JOB,
-                    {"event": str(event.pk)},
-                    tenant=tenant_id,
-                    trace_id=event.trace_id,
-                    available_at=event.occurs_at if event.occurs_at > timezone.now() else None,
-                )
+                if scheduled:
+                    # scheduling builds on this module, so it is imported here
+                    from automate_core.events import scheduling
+
+                    scheduling.schedule_ingested(event)
+                else:
+                    store.enqueue(
+                        EVENT_JOB,
+                        {"event": str(event.pk)},
+                        tenant=tenant_id,
+                        trace_id=event.trace_id,
+                    )
         except IntegrityError:
             # A concurrent delivery with the same key won the insert.
             stored = _existing(tenant_id, idempotency_key) if idempotency_key else None

@@ -7,6 +7,7 @@ status move (rescheduled, occurred, cancelled).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -92,6 +93,17 @@ class Event(UUIDModel, TimeStampedModel):
             "occurs_at": self.occurs_at.isoformat(),
             "entity_id": self.object_id,
         }
+
+    def __getitem__(self, key: str) -> Any:
+        """``event["payload"]``: the dict form ``create_context`` received before it got the
+        Event itself. Deprecated; read the attribute (``event.payload``, ``event.entity``)."""
+        warnings.warn(
+            f'event["{key}"] is deprecated: create_context receives the Event model; '
+            f"use event.{'object_id' if key == 'entity_id' else key} (or event.entity)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.as_scope()[key]
 
 
 class WebhookSource(UUIDModel, TimeStampedModel, TenantScopedModel):

@@ -70,6 +70,13 @@ def schedule(instance: models.Model, name: str, when: datetime, tenant: Any) -> 
         _enqueue_due(event)
 
 
+def schedule_ingested(event: Event) -> None:
+    """An ingested event stored ``scheduled`` (its ``occurs_at`` is in the future): it fires
+    at its time like a model's scheduled event, telling subscribers early if they asked."""
+    _hooks(event, "created")
+    _enqueue_due(event)
+
+
 def cancel(instance: models.Model, name: str) -> None:
     content_type = ContentType.objects.get_for_model(instance)
     _cancel(
@@ -104,6 +111,7 @@ def _enqueue_fire(event: Event, phase: str, at: datetime) -> None:
         {"event": str(event.pk), "occurs_at": event.occurs_at.isoformat(), "phase": phase},
         tenant=event.tenant_id,
         available_at=max(at, timezone.now()),
+        trace_id=event.trace_id or None,
     )
 
 
@@ -113,7 +121,7 @@ def run_occurred_hooks(event: Event) -> None:
 
 
 def _hooks(event: Event, phase: str) -> None:
-    for fn in handlers_for(phase, event.type):
+    for fn in handlers_for(phase, event):
         store.enqueue(
             HOOK_JOB,
             {
@@ -150,6 +158,6 @@ def run_hook(job: Lease) -> None:
     event = Event.objects.filter(pk=job.payload["event"]).first()
     if event is None:
         return
-    for fn in handlers_for(job.payload["phase"], event.type):
+    for fn in handlers_for(job.payload["phase"], event):
         if f"{fn.__module__}.{fn.__qualname__}" == job.payload["handler"]:
             fn(event)

@@ -50,6 +50,7 @@ __all__ = [
     "RunMoved",
     "checkpoint",
     "create_run",
+    "entity_key",
     "event_for_job",
     "load",
 ]
@@ -92,13 +93,15 @@ class RunMoved(Exception):
 
 @dataclass
 class LoadedRun:
-    """A run with what its visits read: the event's scope and the step history. ``expected``
-    is the ``(seq, status)`` its row has in the database, as this job last read or wrote it."""
+    """A run with what its visits read: the event's scope, the entity it is about (see
+    :func:`entity_key`) and the step history. ``expected`` is the ``(seq, status)`` its row has
+    in the database, as this job last read or wrote it."""
 
     run: Execution
     event_scope: dict[str, Any] | None
     history: list[StepRun] = field(default_factory=list)
     expected: tuple[int, str] = (0, "")
+    entity: str | None = None
 
     def __post_init__(self) -> None:
         self.expected = (self.run.seq, self.run.status)
@@ -149,9 +152,10 @@ def load(run_id: uuid.UUID | str) -> LoadedRun | None:
         return None
     run: Execution = _RUN.instance(Execution, row[:_RUN_WIDTH])
     event_row = row[_RUN_WIDTH : _RUN_WIDTH + _EVENT_WIDTH]
-    scope = None
+    scope, entity = None, None
     if row[_EVENT_ID] is not None:
-        scope = _EVENT.instance(Event, event_row).as_scope()
+        event = _EVENT.instance(Event, event_row)
+        scope, entity = event.as_scope(), entity_key(event.content_type_id, event.object_id)
     visits = [
         StepRun(
             id=uuid.UUID(id_),
@@ -165,7 +169,15 @@ def load(run_id: uuid.UUID | str) -> LoadedRun | None:
         )
         for id_, seq, step_id, status, attempt, key, output in json.loads(row[-1] or "[]")
     ]
-    return LoadedRun(run, scope, visits)
+    return LoadedRun(run, scope, visits, entity=entity)
+
+
+def entity_key(content_type_id: int | None, object_id: str | None) -> str | None:
+    """How an event wait records the entity it is correlated with: ``"<content type>:<id>"``
+    (the same text :data:`_EVENT_FOR_JOB_SQL` builds from an event's columns)."""
+    if content_type_id is None or object_id is None:
+        return None
+    return f"{content_type_id}:{object_id}"
 
 
 # The run's compare-and-set comes first; the StepRun and the job move only if it matched.
@@ -301,19 +313,23 @@ def create_run(run: Execution, first_job: OutboxJob) -> bool:
 
 
 _WAITING = Execution.Status.WAITING.value
+# A wait correlated with an entity ("entity" in waiting_for) counts only for an event about it.
 _EVENT_FOR_JOB_SQL = f"""
 SELECT {", ".join(f"e.{f.column}" for f in _EVENT.fields)},
        EXISTS (SELECT 1 FROM {_RUNS} x
                WHERE x.status = '{_WAITING}' AND x.waiting_for ->> 'kind' = 'event'
                  AND x.waiting_for ->> 'name' = e.type
-                 AND x.tenant_id IS NOT DISTINCT FROM e.tenant_id)
+                 AND x.tenant_id IS NOT DISTINCT FROM e.tenant_id
+                 AND (NOT x.waiting_for ? 'entity'
+                      OR x.waiting_for ->> 'entity' = e.content_type_id || ':' || e.object_id))
 FROM {_EVENTS} e WHERE e.id = %s::uuid
 """  # noqa: S608 -- names from _meta, statuses are constants, values bound
 
 
 def event_for_job(event_id: uuid.UUID | str) -> tuple[Event | None, bool]:
     """The event an ``event.occurred`` job is for, and whether any run of its tenant waits for
-    an event of its type (so the common case, none, costs no second query)."""
+    an event of its type (about its entity, for correlated waits), so the common case, none,
+    costs no second query."""
     with prepared.cursor() as cursor:
         cursor.execute(_EVENT_FOR_JOB_SQL, [event_id])
         row = cursor.fetchone()

@@ -31,7 +31,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -44,6 +44,9 @@ from automate_core.workflows.compiled import (
 )
 from automate_core.workflows.flow import NO_RETRY, Retry, Transition
 from automate_core.workflows.registry import register
+
+if TYPE_CHECKING:
+    from automate_core.events.models import Event
 
 T = TypeVar("T", bound=type)
 _STEP_MARK = "__automate_step__"
@@ -84,7 +87,8 @@ def event_workflow(
 ) -> Callable[[T], T]:
     """Start a run each time ``event_name`` occurs, ``offset_minutes`` after (or before, if
     negative) the event's time. Offsets already in the past run at once; future ones create the
-    run WAITING until then. ``create_context(self, event)`` builds the Context."""
+    run WAITING until then. ``create_context(cls, event=None)`` builds the Context from the
+    Event model (``event.entity`` is the row it is about)."""
 
     def decorate(cls: T) -> T:
         compiled = compile_class(
@@ -157,12 +161,19 @@ def _runner(bound_method: Callable[[], Any]) -> Callable[[StepCall], StepResult]
 
 def _context_factory(
     instance: Any, context_model: type[BaseModel] | None
-) -> Callable[[Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]]:
+) -> Callable[[Mapping[str, Any], Event | None], dict[str, Any]]:
+    """How a run's first Context is built. Started by an event: ``create_context(event)`` with
+    the Event model (``event.entity``, ``event.payload``, ``event.type``), as a method or a
+    classmethod. Started by hand: ``create_context(**kwargs)`` when it takes those keywords
+    and no ``event``, else ``Context(**kwargs)``."""
     create = getattr(instance, "create_context", None)
+    by_hand = create is not None and "event" not in inspect.signature(create).parameters
 
-    def initial(kwargs: Mapping[str, Any], event: Mapping[str, Any] | None) -> dict[str, Any]:
+    def initial(kwargs: Mapping[str, Any], event: Event | None) -> dict[str, Any]:
         if create is not None and event is not None:
             context = create(event)
+        elif create is not None and by_hand and _accepts(create, kwargs):
+            context = create(**kwargs)
         elif context_model is not None:
             context = context_model(**kwargs)
         else:
@@ -170,6 +181,14 @@ def _context_factory(
         return context.model_dump(mode="json") if isinstance(context, BaseModel) else dict(context)
 
     return initial
+
+
+def _accepts(function: Callable[..., Any], kwargs: Mapping[str, Any]) -> bool:
+    try:
+        inspect.signature(function).bind(**kwargs)
+    except TypeError:
+        return False
+    return True
 
 
 def _version(name: str, methods: list[tuple[str, Any]], default_retry: Retry) -> str:

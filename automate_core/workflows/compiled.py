@@ -10,11 +10,14 @@ import contextvars
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from automate_core.workflows.flow import NO_RETRY, Retry, Transition
+
+if TYPE_CHECKING:
+    from automate_core.events.models import Event
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,14 @@ class CompiledWorkflow:
     steps: Mapping[str, CompiledStep]
     context_model: type[BaseModel] | None = None
     # Builds the initial context (a JSON dict) from the start kwargs and the triggering event.
-    initial_context: Callable[[Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]] = (
+    initial_context: Callable[[Mapping[str, Any], Event | None], dict[str, Any]] = (
         lambda kwargs, event: dict(kwargs)
     )
     event_name: str | None = None
     offset_minutes: int = 0
+    # Without a Context model: whether signal and event payloads merge in whole (a graph with
+    # no declared ``context``) or only into the keys the context already has.
+    open_context: bool = False
 
     def load_context(self, data: Mapping[str, Any]) -> Any:
         """The context object a step works on: the pydantic model, or a plain dict."""
@@ -82,7 +88,10 @@ class CompiledWorkflow:
     def merge_into_context(
         self, data: Mapping[str, Any], payload: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Signal payloads update only the context fields that exist; others are ignored."""
+        """Signal and event payloads update the Context model's fields (others are ignored);
+        a plain context takes every key when open, else only the keys it has."""
+        if self.context_model is None and self.open_context:
+            return {**data, **payload}
         fields = set(self.context_model.model_fields) if self.context_model else set(data)
         merged = {**data, **{k: v for k, v in payload.items() if k in fields}}
         return self.dump_context(self.load_context(merged))
@@ -93,7 +102,8 @@ _current_call: contextvars.ContextVar[StepCall] = contextvars.ContextVar("workfl
 
 
 def get_context() -> Any:
-    """The running step's context. Changes made to it are saved when the step completes."""
+    """The running step's context. Changes made to it are checkpointed when the step ends,
+    also when it raises: a retry starts from the context the failed attempt left."""
     try:
         return _current_context.get()
     except LookupError:

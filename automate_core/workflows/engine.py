@@ -15,6 +15,9 @@ What is guaranteed:
   effectively-once through ``call.idempotency_key`` (``execution:step``, stable across retries).
 - Timers (sleep, wait timeouts, offsets) are jobs with a future ``available_at``: they live in
   the database, not in a process.
+- A visit that cannot be checkpointed (an output or context that is not JSON, a value the
+  database refuses) fails its run, with the error on its StepRun: a run is never left queued
+  with nothing to show.
 """
 
 from __future__ import annotations
@@ -27,22 +30,25 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from django.utils.module_loading import autodiscover_modules
 
+from automate_core.conf import automate_settings
+from automate_core.discovery import discover_automations
 from automate_core.errors import ConflictError, NotFoundError
 from automate_core.events.ingest import EVENT_JOB
 from automate_core.events.models import Event
 from automate_core.executions import store as runs
 from automate_core.executions.models import Execution, StepRun
 from automate_core.executions.store import LoadedRun
+from automate_core.governance.egress import EgressDenied
 from automate_core.governance.redaction import redact_text, scrub_secret_values, secret_scope
 from automate_core.outbox import store
 from automate_core.outbox.handlers import outbox_handler
-from automate_core.outbox.store import Lease
+from automate_core.outbox.store import Lease, LeaseLost
 from automate_core.rules.jsonlogic import apply as jsonlogic_apply
+from automate_core.tenancy.models import Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_core.workflows import registry
 from automate_core.workflows.compiled import CompiledWorkflow, StepCall
@@ -60,25 +66,21 @@ from automate_core.workflows.graph import compile_graph
 from automate_core.workflows.models import Automation, WorkflowVersion
 
 STEP_JOB = "workflow.step"
+# The signals that wake ``wait_for_event(name)`` waits: ``engine.signal("event:<name>", ...)``.
+EVENT_SIGNAL_PREFIX = "event:"
 # Visits one step job runs back to back before handing the run to a fresh job.
 INLINE_STEPS = 20
 TIMEOUT_JOB = "workflow.timeout"
 
 Status = Execution.Status
 
-_discovered = False
-
-
 class WorkflowNotFound(NotFoundError):
     code = "workflow_not_found"
 
 
 def discover_workflows() -> None:
-    """Import every app's ``workflows`` module once, so code-first workflows are registered."""
-    global _discovered
-    if not _discovered:
-        autodiscover_modules("workflows")
-        _discovered = True
+    """Make sure every app's code-first workflows are registered (done at app ready)."""
+    discover_automations()
 
 
 # -- resolving what to run -----------------------------------------------------------------------
@@ -141,7 +143,6 @@ def start(
     A run for the same event and workflow is started once; a second call returns it.
     """
     compiled, pinned = _resolve(name, tenant, version)
-    event_scope = event.as_scope() if event is not None else None
     trace_id = (
         trace_id
         or (event.trace_id if event is not None else None)
@@ -159,7 +160,7 @@ def start(
         event=event,
         status=Status.WAITING if waiting else Status.QUEUED,
         current_step=compiled.start,
-        context=compiled.initial_context(kwargs, event_scope),
+        context=compiled.initial_context(kwargs, event),
         wake_at=run_at if waiting else None,
         trace_id=trace_id,
     )
@@ -188,22 +189,66 @@ def signal(
 ) -> list[Execution]:
     """Deliver signal ``name`` to one run (``execution``) or to every run of ``tenant`` waiting
     for it; with both, only if the run is the tenant's. The payload merges into Context fields
-    that exist. Returns the runs resumed. With neither, nothing is broadcast: ValueError."""
-    if execution is None and tenant is None:
-        raise ValueError("signal() needs an execution or a tenant; refusing to signal every tenant")
-    waiting = Execution.objects.filter(
-        status=Status.WAITING, waiting_for__kind="signal", waiting_for__name=name
-    )
+    that exist. Returns the runs resumed.
+
+    With neither, the signal goes to the runs of the install's default tenant
+    (``AUTOMATE["DEFAULT_TENANT"]``, or the only tenant there is) and to runs that belong to no
+    tenant; with several tenants and no default it is refused (ValueError saying what to pass).
+    ``"event:<name>"`` also wakes ``wait_for_event("<name>")`` waits, any entity's (a wait's
+    ``match`` is checked against ``{event, payload}``).
+    """
+    waits = Q(waiting_for__kind="signal", waiting_for__name=name)
+    if name.startswith(EVENT_SIGNAL_PREFIX):
+        waits |= Q(waiting_for__kind="event", waiting_for__name=name[len(EVENT_SIGNAL_PREFIX) :])
+    waiting = Execution.objects.filter(waits, status=Status.WAITING)
     if execution is not None:
         waiting = waiting.filter(pk=getattr(execution, "pk", execution))
     if tenant is not None:
         waiting = waiting.for_tenant(tenant)
+    elif execution is None:
+        default = _default_tenant(name)
+        waiting = waiting.filter(Q(tenant_id__isnull=True) | Q(tenant_id=default))
+    payload = dict(payload or {})
+    scope = {"event": {"type": name, "payload": payload}, "payload": payload}
     resumed = []
     with transaction.atomic():
         for run in waiting.select_for_update(skip_locked=False).order_by("created_at"):
-            _deliver(run, dict(payload or {}))
+            match = (run.waiting_for or {}).get("match")
+            if match is not None and not jsonlogic_apply(match, scope):
+                continue
+            _deliver(run, payload)
             resumed.append(run)
     return resumed
+
+
+def _default_tenant(signal_name: str) -> Any:
+    """The tenant a signal with no tenant is for: ``AUTOMATE["DEFAULT_TENANT"]`` (a slug or
+    an id), else the only tenant (None when there is none)."""
+    configured = automate_settings.DEFAULT_TENANT
+    if configured:
+        by = Q(slug=str(configured))
+        if _is_uuid(configured):
+            by |= Q(pk=configured)
+        found = Tenant.objects.filter(by).values_list("pk", flat=True).first()
+        if found is None:
+            raise ValueError(f"AUTOMATE['DEFAULT_TENANT'] = {configured!r} names no tenant")
+        return found
+    tenants = list(Tenant.objects.values_list("pk", flat=True)[:2])
+    if len(tenants) > 1:
+        raise ValueError(
+            f"engine.signal({signal_name!r}) needs a tenant: this install has several. Pass "
+            "tenant=<a Tenant or its id> (or execution=<the run>), or set "
+            "AUTOMATE['DEFAULT_TENANT'] to the slug of the tenant signals go to by default."
+        )
+    return tenants[0] if tenants else None
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def handle_event_occurred(event: Event) -> list[Execution]:
@@ -365,12 +410,48 @@ def run_step_job(job: Lease) -> None:
         except runs.RunMoved:
             loaded = None  # someone else moved the run during the step: read it again
             continue
+        except (LeaseLost, OperationalError, InterfaceError):
+            raise  # the outbox retries the job (or a worker holding the lease does)
+        except Exception as exc:
+            _fail_unrecordable_visit(job, payload, exc)
+            return
         if advance_to is None:
             return
         payload = advance_to
     with transaction.atomic():  # a long chain goes on in a fresh job
         store.complete(job)
         store.enqueue(STEP_JOB, payload, tenant=job.tenant_id, trace_id=job.trace_id or None)
+
+
+def _fail_unrecordable_visit(job: Lease, payload: Mapping[str, Any], exc: Exception) -> None:
+    """The visit ``payload`` ran but could not be checkpointed (its writes rolled back): fail
+    the run, with the error on the visit's StepRun, and complete the job, in one transaction.
+    Retrying would fail the same way, and a run left queued would show nothing."""
+    step_id = payload["step"]
+    error = f"step {step_id!r} could not be checkpointed: {type(exc).__name__}: {exc}"
+    with transaction.atomic():
+        run = Execution.objects.select_for_update().filter(pk=payload["execution"]).first()
+        if run is not None and not run.is_finished and run.seq == payload["seq"]:
+            now = timezone.now()
+            step_run = run.steps.filter(seq=run.seq).first()
+            if step_run is None:
+                visits = run.steps.filter(step_id=step_id).count()
+                step_run = StepRun(
+                    execution=run,
+                    seq=run.seq,
+                    step_id=step_id,
+                    idempotency_key=f"{run.pk}:{step_id}" + (f":{visits + 1}" if visits else ""),
+                    trace_id=run.trace_id,
+                    started_at=now,
+                )
+            step_run.attempt += 1
+            step_run.status, step_run.finished_at = StepRun.Status.FAILED, now
+            step_run.output, step_run.transition = None, None
+            step_run.error = redact_text(_describe(exc))
+            step_run.save()
+            run.current_step = step_id
+            _finish(run, Status.FAILED, error=redact_text(error)[:8000])
+        store.complete(job)
 
 
 def _is_due(run: Execution, payload: Mapping[str, Any]) -> bool:
@@ -480,7 +561,10 @@ def _run_step(
     except Exception as exc:  # a failing step is data: recorded, retried or failing the run
         step_run.duration_ms = int((time.perf_counter() - started) * 1000)
         step_run.error = _describe(exc)
-        if step_run.attempt < step.retry.max_attempts:
+        # The attempt's changes to the Context are kept: the next attempt (or engine.retry)
+        # starts from them.
+        run.context = scrub_secret_values(compiled.dump_context(context))
+        if step_run.attempt < step.retry.max_attempts and _retryable(exc):
             step_run.status = StepRun.Status.RETRYING
             _enqueue_step(
                 run, step_id, available_at=timezone.now() + step.retry.delay_for(step_run.attempt)
@@ -500,11 +584,29 @@ def _run_step(
     step_run.transition = scrub_secret_values(transition_to_dict(result.transition))
     step_run.error = ""
     run.context = scrub_secret_values(compiled.dump_context(context))
-    return step_run, _apply(run, compiled, step_id, result.transition)
+    return step_run, _apply(run, compiled, step_id, result.transition, entity=loaded.entity)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Whether a failed attempt may be retried: an egress refusal is a policy decision, never
+    retried, also when a connector wrapped it in its own error."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return True
+        if isinstance(seen, EgressDenied):
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
 
 
 def _apply(
-    run: Execution, compiled: CompiledWorkflow, step_id: str, transition: Transition | None
+    run: Execution,
+    compiled: CompiledWorkflow,
+    step_id: str,
+    transition: Transition | None,
+    *,
+    entity: str | None = None,
 ) -> tuple[int, str] | None:
     """Move the run along after a completed step. A step that follows at once is returned (the
     caller runs it in the same job); anything later is a job written with the checkpoint."""
@@ -530,12 +632,20 @@ def _apply(
         run.waiting_for = {"kind": "sleep", "until": wake_at.isoformat()}
         _enqueue_step(run, target, available_at=wake_at)
     else:
-        _wait(run, transition, natural_next)
+        _wait(run, transition, natural_next, entity=entity)
     return None
 
 
-def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str | None) -> None:
-    """Park the run (in memory) and write its timeout timer, if any."""
+def _wait(
+    run: Execution,
+    transition: WaitSignal | WaitEvent,
+    natural_next: str | None,
+    *,
+    entity: str | None = None,
+) -> None:
+    """Park the run (in memory) and write its timeout timer, if any. An event wait of a run
+    started by an event about an entity records that entity (``"<content type id>:<id>"``):
+    only an event about the same one wakes it, unless the wait has a ``match`` or broadcasts."""
     run.seq += 1
     run.move_to(Status.WAITING)
     run.waiting_for = {
@@ -545,6 +655,13 @@ def _wait(run: Execution, transition: WaitSignal | WaitEvent, natural_next: str 
         "on_timeout": transition.on_timeout,
         "match": transition.match if isinstance(transition, WaitEvent) else None,
     }
+    if (
+        isinstance(transition, WaitEvent)
+        and entity is not None
+        and transition.match is None
+        and not transition.broadcast
+    ):
+        run.waiting_for["entity"] = entity
     run.wake_at = timezone.now() + transition.timeout if transition.timeout else None
     if run.wake_at is not None:
         store.enqueue(
@@ -601,6 +718,11 @@ def _resume_event_waiters(event: Event) -> None:
         waiting_for__kind="event",
         waiting_for__name=event.type,
         **{"tenant_id": event.tenant_id},  # None matches only runs with no tenant
+    )
+    # A wait correlated with an entity is woken only by an event about that entity.
+    about = runs.entity_key(event.content_type_id, event.object_id)
+    waiting = waiting.filter(
+        ~Q(waiting_for__has_key="entity") | Q(waiting_for__entity=about or "")
     )
     scope = {"event": event.as_scope(), "payload": event.payload}
     with transaction.atomic(savepoint=False):

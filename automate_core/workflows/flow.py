@@ -9,9 +9,27 @@ completes the run after the last step).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+#: A step named by its id or by the step method itself (``goto(self.finalize)``).
+StepRef = str | Callable[..., Any]
+
+
+def step_name(step: StepRef) -> str:
+    """The id of ``step``: a string as is, a step method (bound or not) by its name."""
+    if isinstance(step, str):
+        return step
+    name = getattr(step, "__name__", None)
+    if not isinstance(name, str):
+        raise TypeError(f"not a step: {step!r}; pass a step method or its name")
+    return name
+
+
+def _optional_step(step: StepRef | None) -> str | None:
+    return None if step is None else step_name(step)
 
 
 def _as_timedelta(value: timedelta | float | int) -> timedelta:
@@ -21,7 +39,14 @@ def _as_timedelta(value: timedelta | float | int) -> timedelta:
 @dataclass(frozen=True)
 class Retry:
     """How a failing step is retried: attempt n waits ``base_delay * backoff**(n-1)``, capped at
-    ``max_delay`` and shortened by up to ``jitter`` (a fraction), until ``max_attempts``."""
+    ``max_delay`` and shortened by up to ``jitter`` (a fraction), until ``max_attempts``.
+
+    What a failed attempt checkpoints: the StepRun's attempt count and error, and the Context
+    as the attempt left it (so ``ctx.attempts += 1`` before a ``raise`` is seen by the next
+    attempt). Its output and transition are not recorded, and the next attempt re-runs the
+    whole step. An egress refusal (``EgressDenied``) is a policy decision, not a transient
+    failure: it fails the step at once, whatever the policy.
+    """
 
     max_attempts: int = 3
     base_delay: timedelta | float = 1.0
@@ -78,13 +103,16 @@ class WaitSignal:
 
 @dataclass(frozen=True)
 class WaitEvent:
-    """Wait for an Event of type ``name`` (whose payload satisfies the JSONLogic ``match``)."""
+    """Wait for an Event of type ``name`` in the run's tenant. A run started by an event about
+    an entity waits for one about the same entity (same model and id); ``match`` (JSONLogic
+    over ``{event, payload}``) replaces that correlation, ``broadcast`` drops it."""
 
     name: str
     timeout: timedelta | None = None
     on_timeout: str | None = None
     then: str | None = None
     match: Any = None
+    broadcast: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,12 +132,13 @@ class Fail:
 Transition = Goto | Sleep | WaitSignal | WaitEvent | Complete | Fail
 
 
-def goto(step: str) -> Goto:
-    return Goto(step)
+def goto(step: StepRef) -> Goto:
+    """Continue at ``step`` (its name, or the step method: ``goto(self.finalize)``)."""
+    return Goto(step_name(step))
 
 
-def sleep(duration: timedelta | float, then: str | None = None) -> Sleep:
-    return Sleep(_as_timedelta(duration), then)
+def sleep(duration: timedelta | float, then: StepRef | None = None) -> Sleep:
+    return Sleep(_as_timedelta(duration), _optional_step(then))
 
 
 class _Wait:
@@ -119,19 +148,22 @@ class _Wait:
         self,
         signal: str,
         timeout: timedelta | float | None = None,
-        on_timeout: str | None = None,
-        then: str | None = None,
+        on_timeout: StepRef | None = None,
+        then: StepRef | None = None,
     ) -> WaitSignal:
         return WaitSignal(
-            signal, None if timeout is None else _as_timedelta(timeout), on_timeout, then
+            signal,
+            None if timeout is None else _as_timedelta(timeout),
+            _optional_step(on_timeout),
+            _optional_step(then),
         )
 
     def for_signal(
         self,
         signal: str,
         timeout: timedelta | float | None = None,
-        on_timeout: str | None = None,
-        then: str | None = None,
+        on_timeout: StepRef | None = None,
+        then: StepRef | None = None,
     ) -> WaitSignal:
         return self(signal, timeout, on_timeout, then)
 
@@ -142,12 +174,22 @@ wait = _Wait()
 def wait_for_event(
     name: str,
     timeout: timedelta | float | None = None,
-    on_timeout: str | None = None,
-    then: str | None = None,
+    on_timeout: StepRef | None = None,
+    then: StepRef | None = None,
     match: Any = None,
+    *,
+    broadcast: bool = False,
 ) -> WaitEvent:
+    """Wait until an Event ``name`` occurs (or ``engine.signal("event:<name>", ...)``): about
+    this run's entity by default, matching ``match`` when given, any in the tenant with
+    ``broadcast=True``. Its payload merges into the Context; on timeout go to ``on_timeout``."""
     return WaitEvent(
-        name, None if timeout is None else _as_timedelta(timeout), on_timeout, then, match
+        name,
+        None if timeout is None else _as_timedelta(timeout),
+        _optional_step(on_timeout),
+        _optional_step(then),
+        match,
+        broadcast,
     )
 
 
@@ -182,6 +224,8 @@ def transition_to_dict(transition: Transition | None) -> dict[str, Any] | None:
         }
         if isinstance(transition, WaitEvent):
             data["match"] = transition.match
+            if transition.broadcast:
+                data["broadcast"] = True
         return data
     if isinstance(transition, Complete):
         return {"kind": "complete", "result": transition.result}
@@ -202,7 +246,12 @@ def transition_from_dict(data: dict[str, Any] | None) -> Transition | None:
         return WaitSignal(data["name"], timeout, data.get("on_timeout"), data.get("then"))
     if kind == "wait_event":
         return WaitEvent(
-            data["name"], timeout, data.get("on_timeout"), data.get("then"), data.get("match")
+            data["name"],
+            timeout,
+            data.get("on_timeout"),
+            data.get("then"),
+            data.get("match"),
+            bool(data.get("broadcast")),
         )
     if kind == "complete":
         return Complete(data.get("result") or {})

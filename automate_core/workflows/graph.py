@@ -132,6 +132,9 @@ def compile_graph(
         start=graph["start"],
         steps=steps,
         initial_context=lambda kwargs, event: {**(graph.get("context") or {}), **kwargs},
+        # No declared context: the run's context is whatever its start, signals and events
+        # bring. A declared one lists the keys that payloads may set.
+        open_context="context" not in graph,
     )
 
 
@@ -220,7 +223,7 @@ def _wait_for_event(node: Node, call: StepCall) -> StepResult:
             _seconds(node, "timeout"),
             node.get("on_timeout"),
             node.get("next"),
-            node.get("match"),
+            render_value(node.get("match"), call.scope(), "match"),
         )
     )
 

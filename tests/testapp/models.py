@@ -49,3 +49,19 @@ class Invoice(TenantScopedModel):
             "invoice.due", date_field="due_at", condition=lambda invoice: invoice.status != "paid"
         ),
     ]
+
+
+class Reservation(models.Model):
+    """The developer guide's model (docs/workflows.md), as written there."""
+
+    checkin_at = models.DateTimeField()
+    status = models.CharField(max_length=20, default="pending")
+
+    events = [
+        # Immediate: occurs after commit if condition is true
+        EventDefinition("reservation_confirmed", condition=lambda r: r.status == "confirmed"),
+        # Scheduled: occurs at checkin_at (still gated by condition)
+        EventDefinition(
+            "checkin_due", date_field="checkin_at", condition=lambda r: r.status == "confirmed"
+        ),
+    ]

@@ -5,10 +5,20 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 
-from automate_core.events.definitions import on_event, on_event_cancelled, on_event_created
-from automate_core.workflows.code import event_workflow, step, workflow
-from automate_core.workflows.compiled import get_context
-from automate_core.workflows.flow import Retry, complete, fail, goto, sleep, wait, wait_for_event
+from automate_core.events import on_event, on_event_cancelled, on_event_created
+from automate_core.workflows import (
+    Retry,
+    complete,
+    event_workflow,
+    fail,
+    get_context,
+    goto,
+    sleep,
+    step,
+    wait,
+    wait_for_event,
+    workflow,
+)
 
 CALLS: list[str] = []  # side effects observed by tests
 
@@ -114,7 +124,7 @@ class RenewalReminder:
         plan: str
 
     def create_context(self, event):
-        return self.Context(plan=event["payload"]["plan"])
+        return self.Context(plan=event.payload["plan"])
 
     @step(start=True)
     def remind(self):
@@ -130,7 +140,7 @@ class CrashThreeSteps:
         n: int = 0
 
     def create_context(self, event):
-        return self.Context(n=event["payload"]["n"])
+        return self.Context(n=event.payload["n"])
 
     @step(start=True)
     def one(self):
@@ -185,3 +195,93 @@ class Leaky:
 
         value = resolve_secrets({"$secret": "LEAKY_TOKEN"})
         return complete(token=value, note=f"used {value} to call the API")
+
+
+@event_workflow("legacy.renews", name="legacy-context")
+class LegacyContext:
+    """Builds its Context with the dict form create_context received before the Event model."""
+
+    class Context(BaseModel):
+        plan: str
+
+    def create_context(self, event):
+        return self.Context(plan=event["payload"]["plan"])
+
+    @step(start=True)
+    def done(self):
+        return complete(plan=get_context().plan)
+
+
+@on_event(event_name="entity.touched", entity_type="testapp.Invoice")
+def record_invoice_touched(event):
+    HOOKS.append(f"invoice-touched:{event.object_id}")
+
+
+@on_event(event_name="entity.touched")
+def record_touched(event):
+    HOOKS.append("touched")
+
+
+@workflow("unserializable")
+class Unserializable:
+    """A step whose result cannot be stored as JSON."""
+
+    @step(start=True)
+    def finish(self):
+        return complete(at=object())
+
+
+@workflow("counted-retry")
+class CountedRetry:
+    """Fails its first attempt after counting it in the Context (the guide's pattern)."""
+
+    class Context(BaseModel):
+        attempts: int = 0
+
+    @step(start=True, retry=Retry(max_attempts=3, base_delay=60, jitter=0))
+    def call(self):
+        ctx = get_context()
+        ctx.attempts += 1
+        if ctx.attempts < 2:
+            raise RuntimeError("transient failure")
+        return complete(attempts=ctx.attempts)
+
+
+@workflow("egress-refused")
+class EgressRefused:
+    """A step whose outbound call the egress policy refuses (wrapped by a connector's error)."""
+
+    @step(start=True, retry=Retry(max_attempts=3, base_delay=60, jitter=0))
+    def call(self):
+        from automate_core.governance.egress import EgressDenied
+
+        CALLS.append("egress-refused")
+        try:
+            raise EgressDenied("refused: 10.0.0.1 is a private address")
+        except EgressDenied as exc:
+            raise RuntimeError("the connector could not call the service") from exc
+
+
+@event_workflow("parcel.shipped", name="parcel-delivery")
+class ParcelDelivery:
+    """Waits for the parcel's delivery: by its entity (the default), by ``match`` on the
+    payload's parcel number, or for any delivery (``broadcast``), as the event says."""
+
+    class Context(BaseModel):
+        mode: str = "entity"
+        parcel: str = ""
+
+    def create_context(self, event):
+        return self.Context(**event.payload)
+
+    @step(start=True)
+    def await_delivery(self):
+        ctx = get_context()
+        match = {"==": [{"var": "payload.parcel"}, ctx.parcel]} if ctx.mode == "match" else None
+        return wait_for_event(
+            "parcel.delivered", match=match, broadcast=ctx.mode == "broadcast", then=self.done
+        )
+
+    @step()
+    def done(self):
+        return complete(delivered=True)

@@ -198,7 +198,6 @@ def test_wait_for_event_resumes_only_on_a_matching_event(tenant):
 def test_event_workflow_with_past_offset_runs_at_once(tenant):
     occurs = timezone.now() + timedelta(minutes=30)  # reminder due 60 minutes before: already past
     ingestor.ingest("subscription.renews", {"plan": "pro"}, tenant=tenant, occurs_at=occurs)
-    fire_timers(kinds=("event.occurred",))
     run_until_idle()
     assert test_workflows.CALLS == ["remind:pro"]
 
@@ -213,7 +212,7 @@ def test_event_workflow_with_future_offset_waits_until_then(tenant):
     future = ingestor.ingest(
         "subscription.renews", {"plan": "biz"}, tenant=tenant, occurs_at=occurs
     )
-    fire_timers(kinds=("event.occurred",))
+    fire_timers(kinds=("event.due",))  # the early fire, 60 minutes before it occurs
     run_until_idle()
     run = Execution.objects.get(event=future.event)
     assert run.status == Status.WAITING
