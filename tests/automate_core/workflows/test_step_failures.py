@@ -2,6 +2,7 @@
 written, the Context of a failed attempt for the next, and no retry of an egress refusal."""
 
 import pytest
+from django.urls import reverse
 
 from automate_core.executions.models import Execution, StepRun
 from automate_core.outbox.models import OutboxJob
@@ -51,3 +52,20 @@ def test_an_egress_refusal_fails_the_step_without_retrying_it():
     step = run.steps.get()
     assert (step.status, step.attempt) == (StepRun.Status.FAILED, 1)
     assert test_workflows.CALLS == ["egress-refused"]
+
+
+def test_a_checkpoint_failure_is_shown_by_the_executions_api(tenant, api_client):
+    run = engine.start("unserializable", tenant=tenant)
+    run_until_idle()
+    body = api_client.get(f"/api/v1/executions/{run.pk}").json()
+    assert body["status"] == "failed" and "could not be checkpointed" in body["error"]
+    [step] = body["steps"]
+    assert step["status"] == "failed" and "not JSON serializable" in step["error"]
+
+
+def test_a_checkpoint_failure_is_shown_in_the_admin(tenant, admin_client):
+    run = engine.start("unserializable", tenant=tenant)
+    run_until_idle()
+    page = admin_client.get(reverse("admin:automate_core_execution_change", args=[run.pk]))
+    assert page.status_code == 200
+    assert "could not be checkpointed" in page.content.decode()
