@@ -42,7 +42,7 @@ class AskUsageSerializer(serializers.Serializer):
     request_ids = serializers.ListField(child=serializers.UUIDField())
 
 
-class AnswerSerializer(serializers.Serializer):
+class DataChatAnswerSerializer(serializers.Serializer):
     session = serializers.UUIDField(allow_null=True)
     message = serializers.UUIDField(allow_null=True)
     question = serializers.CharField()
@@ -58,14 +58,14 @@ class SQLRequestSerializer(serializers.Serializer):
     sql = serializers.CharField(max_length=20000)
 
 
-class SessionSerializer(serializers.ModelSerializer):
+class DataChatSessionSerializer(serializers.ModelSerializer):
     class Meta:
         model = DataChatSession
         fields = ["id", "dataset", "end_user", "context", "created_at", "expires_at"]
         read_only_fields = fields
 
 
-class MessageSerializer(serializers.ModelSerializer):
+class DataChatMessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = DataChatMessage
         fields = ["id", "role", "content", "sql", "data", "chart", "usage", "error", "created_at"]

@@ -33,12 +33,12 @@ from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_datachat import charts, examples, services, sessions
 from automate_datachat.api.serializers import (
-    AnswerSerializer,
     AskRequestSerializer,
+    DataChatAnswerSerializer,
+    DataChatMessageSerializer,
+    DataChatSessionSerializer,
     ExampleSerializer,
-    MessageSerializer,
     ResultSerializer,
-    SessionSerializer,
     SQLRequestSerializer,
 )
 from automate_datachat.asking import Answer, Event
@@ -102,7 +102,7 @@ class AskView(DatasetView):
         description=ASK_DESCRIPTION,
         request=AskRequestSerializer,
         responses={
-            (200, "application/json"): AnswerSerializer,
+            (200, "application/json"): DataChatAnswerSerializer,
             (200, "text/event-stream"): OpenApiTypes.STR,
             400: OpenApiResponse(description="Invalid body, or the SQL was refused twice."),
             402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
@@ -219,7 +219,7 @@ class SQLView(DatasetView):
 class SessionListView(generics.ListAPIView):
     """The tenant's live sessions, newest first (an API key's own only)."""
 
-    serializer_class = SessionSerializer
+    serializer_class = DataChatSessionSerializer
 
     def get_queryset(self) -> Any:
         key = _key(self.request)
@@ -246,7 +246,7 @@ def _session(request: Request, session_id: uuid.UUID) -> DataChatSession:
 class MessageListView(generics.ListAPIView):
     """A session's questions and answers, newest first."""
 
-    serializer_class = MessageSerializer
+    serializer_class = DataChatMessageSerializer
 
     def get_queryset(self) -> Any:
         return _session(self.request, self.kwargs["session"]).messages.all()
