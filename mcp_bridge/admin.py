@@ -19,7 +19,7 @@ from automate_core.governance import audit
 from automate_core.governance.redaction import redact
 from mcp_bridge import services
 from mcp_bridge.diff import definition_diff
-from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
+from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion, PublicMCPExposure
 
 
 def _pre(value: Any) -> str:
@@ -188,3 +188,11 @@ class MCPToolVersionAdmin(TenantScopedAdmin):
     @admin.display(description="definition")
     def shown_definition(self, obj: MCPToolVersion) -> str:
         return _pre(obj.definition)
+
+
+@admin.register(PublicMCPExposure)
+class PublicMCPExposureAdmin(TenantScopedAdmin):
+    """What a tenant publishes at ``/mcp/public/<tenant slug>``, with no key."""
+
+    list_display = ["__str__", "tenant", "is_active", "rate_limit"]
+    list_filter = ["is_active"]

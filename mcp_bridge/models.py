@@ -277,3 +277,36 @@ class MCPWorkflowPin(UUIDModel, TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.server}/{self.tool_name} @ {self.pin[:12]}"
+
+
+class PublicMCPExposure(UUIDModel, TimeStampedModel, TenantScopedModel):
+    """Tools a tenant publishes as a public MCP server at ``/mcp/public/<tenant slug>``: no
+    key, rate limited per client address, listing only ``tools`` (names as ``/mcp`` lists
+    them, such as ``query_docs``), the way companies publish a docs MCP server."""
+
+    tools = models.JSONField(
+        default=list, blank=True, help_text='Tool names to publish, e.g. ["query_docs"].'
+    )
+    is_active = models.BooleanField(default=True)
+    rate_limit = models.CharField(
+        max_length=32, default="30/min", help_text="Requests per client address."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="one_public_mcp_exposure_per_tenant")
+        ]
+        verbose_name = "public MCP exposure"
+
+    def __str__(self) -> str:
+        return f"/mcp/public/{self.tenant.slug}"
+
+    def clean(self) -> None:
+        if not isinstance(self.tools, list) or not all(isinstance(t, str) for t in self.tools):
+            raise ValidationError({"tools": "A list of tool names."})
+        from automate_core.governance.ratelimit import Rate
+
+        try:
+            Rate.parse(self.rate_limit)
+        except ValueError as exc:
+            raise ValidationError({"rate_limit": str(exc)}) from None

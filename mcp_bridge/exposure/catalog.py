@@ -1,6 +1,7 @@
 """What an MCP client of the platform may list and call, decided per caller (sync code).
 
-A caller is an API key (its tenant, its resource scopes). What it sees:
+A caller is an API key (its tenant, its resource scopes), or a client of a tenant's public
+exposure (only the tools it published, nothing else). What a key sees:
 
 * tools ``start_<workflow>``: one per automation with a live version, and per code-first
   workflow named in ``AUTOMATE_MCP["SERVER_CODE_WORKFLOWS"]``, that the key may start
@@ -35,6 +36,7 @@ from automate_core.workflows import engine, registry
 from automate_core.workflows.models import Automation
 from automate_llm import services as llm
 from mcp_bridge.conf import mcp_settings
+from mcp_bridge.models import PublicMCPExposure
 from rag import services as rag
 
 EXECUTION_URI = "automate://executions/{id}"
@@ -49,13 +51,36 @@ class Caller:
     key: APIKey | None = None
     #: For a public exposure: the only tool names it may list (None: any the key allows).
     published: frozenset[str] | None = None
+    #: Who is rate limited: the key, or a public exposure's client address.
+    identity: str = ""
+    rate: str = ""
 
     def allows(self, resource: str) -> bool:
         return self.key is None or self.key.allows(resource)
 
     @property
     def actor(self) -> str:
-        return f"api_key:{self.key.prefix}" if self.key is not None else "mcp:public"
+        if self.key is not None:
+            return f"api_key:{self.key.prefix}"
+        return f"mcp.public:{self.identity}"
+
+    @classmethod
+    def of_key(cls, key: APIKey) -> Caller:
+        return cls(
+            tenant=key.tenant,
+            key=key,
+            identity=f"api_key:{key.pk}",
+            rate=str(mcp_settings.SERVER_RATE_LIMIT),
+        )
+
+    @classmethod
+    def of_exposure(cls, exposure: PublicMCPExposure, client: str) -> Caller:
+        return cls(
+            tenant=exposure.tenant,
+            published=frozenset(exposure.tools or []),
+            identity=f"{exposure.pk}:{client}",
+            rate=exposure.rate_limit,
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from automate_core.errors import AutomateError
 from automate_core.governance import audit, ratelimit
 from automate_core.tenancy.models import APIKey
 from automate_core.tracing import new_trace_id, trace
-from mcp_bridge.conf import mcp_settings
 from mcp_bridge.exposure import catalog
 from mcp_bridge.exposure.catalog import Caller, NotListed
 
@@ -63,8 +62,8 @@ class APIKeyVerifier:
 class PlatformServer(MCPServer):
     """An ``MCPServer`` whose tools, prompts and resources are the caller's (see the catalog).
 
-    ``caller_of`` resolves the caller of the current request (sync, in a thread); ``limit_key``
-    names its rate-limit window.
+    ``caller_of`` resolves the caller of a request that carries no verified key (sync, in a
+    thread): a public exposure's client.
     """
 
     def __init__(self, name: str, caller_of: Callable[[], Caller], **options: Any) -> None:
@@ -77,8 +76,7 @@ class PlatformServer(MCPServer):
 
         def resolve() -> Caller:
             caller = caller_of() if token is None else key_caller(token)
-            identity = f"api_key:{caller.key.pk}" if caller.key is not None else caller.actor
-            limit = ratelimit.hit("mcp.server", identity, str(mcp_settings.SERVER_RATE_LIMIT))
+            limit = ratelimit.hit("mcp.server", caller.identity, caller.rate)
             if not limit.allowed:
                 raise MCPError(
                     code=-32000,
@@ -205,7 +203,7 @@ def key_caller(token: AccessToken) -> Caller:
     key = APIKey.objects.usable().select_related("tenant").filter(pk=token.client_id).first()
     if key is None:
         raise MCPError(code=-32001, message="Invalid, revoked or expired API key")
-    return Caller(tenant=key.tenant, key=key)
+    return Caller.of_key(key)
 
 
 def _audited(caller: Caller, verb: str, name: str, work: Callable[[], T]) -> T:

@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django.core.asgi import get_asgi_application
+from django.db import connections
 from mcp.server.mcpserver.exceptions import ToolError
 
 from automate_core.testing.fake_network import configure_egress
+from mcp_bridge.exposure.asgi import MCPMount
 from mcp_bridge.models import MCPServer
-from mcp_bridge.testing import ToolServer
+from mcp_bridge.testing import ToolServer, serve_with_lifespan
 
 
 def add(a: int, b: int) -> int:
@@ -33,6 +36,14 @@ def fail(reason: str) -> str:
 def mcp_settings(settings):
     settings.AUTOMATE_MCP = {"CALL_TIMEOUT_SECONDS": 20.0}
     return settings
+
+
+@pytest.fixture
+def site(monkeypatch) -> Iterator[str]:
+    """The project's ASGI app (Django with /mcp mounted) on a loopback port, lifespan on."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
+    with serve_with_lifespan(MCPMount(get_asgi_application())) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ served by uvicorn on loopback (streamable HTTP, the real protocol)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -15,12 +14,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from automate_core.governance.models import AuditLog
-from automate_core.testing.live_server import serve_asgi
 from automate_core.tenancy.models import APIKey
+from automate_core.testing.live_server import serve_asgi
 from automate_core.workflows.models import Automation
 from automate_llm import prompts
 from mcp_bridge.exposure.asgi import MCPMount
-from mcp_bridge.testing import serve_with_lifespan
 from rag.models import EmbeddingModel, RAGEndpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,22 +29,13 @@ GREET = {
 }
 
 
-@pytest.fixture
-def site(monkeypatch) -> Iterator[str]:
-    """The project's ASGI app (Django with /mcp mounted) on a loopback port."""
-    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
-    with serve_with_lifespan(MCPMount(get_asgi_application())) as url:
-        yield url
-
-
-def _session(url: str, key: str | None, work: Any, **headers: str) -> Any:
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
+def _session(url: str, key: str | None, work: Any, *, path: str = "/mcp") -> Any:
+    headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
 
     async def run() -> Any:
         async with (
             httpx2.AsyncClient(headers=headers, timeout=20) as http,
-            Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+            Client(streamable_http_client(f"{url}{path}", http_client=http)) as client,
         ):
             return await work(client)
 
