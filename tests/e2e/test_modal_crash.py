@@ -29,8 +29,8 @@ pytestmark = pytest.mark.e2e
 
 RUNS = 20
 CRASHES_AFTER_SPAWN = 2
-# One thread each, so a kill interrupts exactly one spawn.
-WORKER_ARGS = ["--concurrency", "1", "--batch-size", "5", "--lease-seconds", "1.5"]
+# One thread and one job in hand each, so a kill interrupts exactly one spawn.
+WORKER_ARGS = ["--concurrency", "1", "--batch-size", "1", "--lease-seconds", "2"]
 WORKER_ARGS += ["--reap-seconds", "0.25", "--poll-ms", "100"]
 WORKER_ARGS += ["--include", "tests.e2e.modal_worker"]
 
@@ -78,14 +78,25 @@ class Workers:
                 process.kill()
 
 
-def wait_for(condition, workers: Workers, what: str, timeout: float = 90.0) -> None:
+def wait_for(condition, workers: Workers, what: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         workers.keep_alive()
         if time.monotonic() > deadline:
             log = workers.log.read_text()[-4000:]
-            pytest.fail(f"{what} not reached in {timeout}s; worker log:\n{log}")
+            pytest.fail(f"{what} not reached in {timeout}s; {state()}; worker log:\n{log}")
         time.sleep(0.05)
+
+
+def state() -> str:
+    """What the runs, jobs and outbox hold, for a failure's message."""
+    return str(
+        {
+            "runs": Counter(Execution.objects.values_list("status", flat=True)),
+            "jobs": Counter(ModalJob.objects.values_list("status", flat=True)),
+            "outbox": Counter(OutboxJob.objects.values_list("kind", "status")),
+        }
+    )
 
 
 def all_waiting_on_running_jobs() -> bool:
