@@ -1,9 +1,10 @@
 """Outbox handlers of the Modal app; the worker imports every app's ``tasks`` module.
 
 ``modal.spawn`` spawns a planned attempt in two transactions: the first commits the attempt's
-budget hold, its intent and its orphan check; the second spawns and records the call id. A
-worker that dies in between leaves an intent that the orphan check (the same job kind, queued
-for ``ORPHAN_AFTER_SECONDS`` later) resolves: see :func:`automate_modal.services.intend`.
+budget hold, its intent and its orphan check; the second locks the outbox job under its lease
+(so the reaper skips it however long the spawn takes), spawns and records the call id. A worker
+that dies in between leaves an intent that the orphan check (the same job kind, queued for
+``ORPHAN_AFTER_SECONDS`` later) resolves: see :func:`automate_modal.services.intend`.
 
 ``modal.reconcile`` polls one attempt of a job: the fallback that finds a result when no
 completion callback arrives. Each poll that finds the call still running queues the next one,
@@ -37,6 +38,7 @@ def spawn_job(job: Lease) -> None:
             return
         store.advance(job, {**payload, "attempt": attempt})
     with transaction.atomic():
+        store.advance(job, {**payload, "attempt": attempt})  # LeaseLost: another worker has it
         spawn_intended(payload["job"], attempt)
         store.complete(job)
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from automate_core.governance.models import Budget, BudgetReservation
+from automate_core.outbox import store
 from automate_core.outbox.models import OutboxJob
+from automate_core.outbox.store import LeaseLost
 from automate_core.testing.runtime import run_until_idle
 from automate_modal import services
 from automate_modal.models import ModalJob
+from automate_modal.tasks import spawn_job as spawn_job_handler
 from automate_modal.testing import WorkerKilled
 
 from .jobs import fresh, poll_now, report
@@ -164,3 +168,12 @@ def test_a_worker_killed_after_a_deferred_spawn_costs_one_extra_spawn(cloud, end
     job = fresh(job)
     assert job.status == Status.SUCCEEDED
     assert [a["outcome"] for a in job.attempts] == ["lost", "succeeded"]
+
+
+def test_a_spawn_job_whose_lease_was_taken_over_spawns_nothing(cloud, endpoint):
+    services.spawn_job(endpoint, {}, defer=True)
+    (lease,) = store.claim_batch("slow-worker", 10)
+    OutboxJob.objects.filter(pk=lease.job_id).update(fencing_token=F("fencing_token") + 1)
+    with pytest.raises(LeaseLost):
+        spawn_job_handler(lease)
+    assert cloud.spawned == []
