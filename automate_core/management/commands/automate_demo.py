@@ -1,11 +1,15 @@
-"""Create the demo tenant, an admin user and an API key; secrets are printed once."""
+"""Create the demo tenant, an admin user and an API key; secrets are printed once. Then run
+every installed app's own ``<name>_demo`` command (data chat's shop, Modal's GPU step, ...), in
+``INSTALLED_APPS`` order, so an app adds to the demo without core knowing it."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Any
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
 from django.db import transaction
 
 from automate_core.management.base import DatabaseCommand
@@ -31,6 +35,17 @@ DEMO_GRAPH = {
 }
 
 
+def app_demo_commands() -> list[str]:
+    """The other installed apps' ``*_demo`` commands, in ``INSTALLED_APPS`` order."""
+    order = {config.name: n for n, config in enumerate(apps.get_app_configs())}
+    found = [
+        (order.get(app, len(order)), name)
+        for name, app in get_commands().items()
+        if name.endswith("_demo") and name != "automate_demo" and app in order
+    ]
+    return [name for _, name in sorted(found)]
+
+
 class Command(DatabaseCommand):
     help = "Create (once) a demo tenant, an 'admin' superuser and an API key."
 
@@ -51,6 +66,8 @@ class Command(DatabaseCommand):
             out.write(self.style.SUCCESS(f"Demo API key: {raw_key}  (shown once)"))
         else:
             out.write("Demo API key exists (issue another in the admin or POST /api/v1/api-keys)")
+        for name in app_demo_commands():
+            call_command(name, stdout=self.stdout, stderr=self.stderr)
 
     def _ensure_admin(self, tenant: Tenant) -> str | None:
         User = get_user_model()

@@ -36,9 +36,7 @@ class Command(BaseCommand):
 
         call_command("migrate", interactive=False, verbosity=1)
         if not no_demo:
-            call_command("automate_demo")
-            call_command("datachat_demo")  # by name: core does not import data chat
-            call_command("modal_demo")  # by name: core does not import Modal jobs
+            call_command("automate_demo")  # and each app's own *_demo command
         if not os.environ.get("DATABASE_URL"):
             # The embedded Postgres: set up the read-only role data chat queries run as.
             call_command("datachat_role")

@@ -1,6 +1,6 @@
 """Add a GPU step to the demo tenant: a ``local``-backend endpoint and an automation using it.
 
-``make run`` calls it by name after ``automate_demo`` (core does not import this app). POST a
+``automate_demo`` runs it after its own demo (every app's ``*_demo`` command). POST a
 ``texts.submitted`` event whose payload has ``texts`` (a list of strings) and the run spawns
 ``automate_modal.demo.word_count`` in a subprocess, waits with no worker held, and completes
 with the word counts. Running it again changes nothing.
