@@ -74,6 +74,7 @@ TIMEOUT_JOB = "workflow.timeout"
 
 Status = Execution.Status
 
+
 class WorkflowNotFound(NotFoundError):
     code = "workflow_not_found"
 
@@ -721,9 +722,7 @@ def _resume_event_waiters(event: Event) -> None:
     )
     # A wait correlated with an entity is woken only by an event about that entity.
     about = runs.entity_key(event.content_type_id, event.object_id)
-    waiting = waiting.filter(
-        ~Q(waiting_for__has_key="entity") | Q(waiting_for__entity=about or "")
-    )
+    waiting = waiting.filter(~Q(waiting_for__has_key="entity") | Q(waiting_for__entity=about or ""))
     scope = {"event": event.as_scope(), "payload": event.payload}
     with transaction.atomic(savepoint=False):
         for run in waiting.select_for_update().order_by("created_at"):
