@@ -119,6 +119,25 @@ class MCPServer(UUIDModel, TimeStampedModel, TenantScopedModel, SluggedModel):
         if errors:
             raise ValidationError(errors)
 
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Delete the server with its tools and their versions. A server whose tools a
+        published workflow version was built with is kept (ConflictError)."""
+        from django.db import transaction
+        from django.db.models import ProtectedError
+
+        from automate_core.errors import ConflictError
+
+        try:
+            with transaction.atomic():
+                # A tool's approved_version protects the version from deletion on its own;
+                # here the tool goes too.
+                MCPTool.objects.filter(server=self).update(approved_version=None)
+                return super().delete(*args, **kwargs)
+        except ProtectedError:
+            raise ConflictError(
+                "Published workflow versions use this server's tools; it cannot be deleted."
+            ) from None
+
     def sync_tools(self) -> SyncReport:
         """List the server's tools now and record what changed (see :mod:`mcp_bridge.sync`)."""
         from mcp_bridge.sync import sync_server

@@ -186,3 +186,23 @@ def test_another_tenants_tool_is_a_404(api_client, other_tenant, allow_loopback,
     assert api_client.get(f"/api/v1/mcp/tools/{tool.pk}").status_code == 404
     assert api_client.post(f"/api/v1/mcp/tools/{tool.pk}/approve").status_code == 404
     assert api_client.get("/api/v1/mcp/tools").json()["results"] == []
+
+
+def test_deleting_a_server_with_approved_tools_removes_them(api_client, approved_row):
+    response = api_client.delete(f"/api/v1/mcp/servers/{approved_row.slug}")
+
+    assert response.status_code == 204
+    assert not MCPTool.objects.filter(server_id=approved_row.pk).exists()
+
+
+def test_a_server_whose_tools_a_published_workflow_uses_is_kept(api_client, approved_row):
+    from automate_core.workflows.models import Automation
+
+    graph = {"start": "s", "steps": {"s": {"type": "mcp.call", "server": "tools", "tool": "add"}}}
+    automation = Automation.objects.create(tenant=approved_row.tenant, name="A", slug="a")
+    automation.new_version(graph).publish()
+
+    response = api_client.delete(f"/api/v1/mcp/servers/{approved_row.slug}")
+
+    assert response.status_code == 409
+    assert MCPServer.objects.filter(pk=approved_row.pk).exists()
