@@ -17,6 +17,9 @@ mcp_settings = AppSettings(
         "SYNC_TIMEOUT_SECONDS": 300.0,
         # Seconds a whole tool call may take (session, pin check and the call).
         "CALL_TIMEOUT_SECONDS": 60.0,
+        # Open sessions kept per server for tool calls, and seconds one may sit idle.
+        "POOL_SIZE": 4,
+        "POOL_IDLE_SECONDS": 60.0,
         # Tool calls per server, across all its callers (a sliding window in Redis).
         "CALL_RATE_LIMIT": "600/min",
         # Largest number of tools/list pages one sync follows (a server that never ends its

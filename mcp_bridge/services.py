@@ -26,7 +26,7 @@ from automate_core.governance import audit, ratelimit
 from automate_core.outbox import store
 from automate_core.tenancy.models import Tenant
 from automate_core.tracing import current_trace_id, trace
-from mcp_bridge import client
+from mcp_bridge import client, pool
 from mcp_bridge.conf import mcp_settings
 from mcp_bridge.errors import (
     MCPServerNotFound,
@@ -339,13 +339,14 @@ def _call_checked(
     timeout: float | None,
     notices: client.Notices,
 ) -> tuple[str, Any]:
-    """One session: read the live definition, then call only if its pin is the approved one.
-    Returns ("called", CallToolResult), ("changed", live definition) or ("missing", None)."""
+    """On one pooled session: read the live definition, then call only if its pin is the
+    approved one. Returns ("called", CallToolResult), ("changed", live definition) or
+    ("missing", None); ``notices`` gets what the session heard (tools/list_changed)."""
     connection = client.connection_for(tool.server)
     limit = float(timeout if timeout is not None else mcp_settings.CALL_TIMEOUT_SECONDS)
 
-    async def work() -> tuple[str, Any]:
-        async with client.open_session(connection, notices) as session:
+    async def work(session: Any, seen: client.Notices) -> tuple[str, Any]:
+        try:
             live = await _find_tool(session, tool.name)
             if live is None:
                 return "missing", None
@@ -358,8 +359,11 @@ def _call_checked(
                 meta=cast(mcp_types.RequestParamsMeta, meta),  # an open map of _meta keys
             )
             return "called", result
+        finally:
+            notices.tools_changed |= seen.take_tools_changed()
 
-    return client.run(work, timeout=limit)
+    key = pool.connection_key(tool.server_id, connection)
+    return pool.pool.run(key, connection, work, timeout=limit)
 
 
 async def _find_tool(session: Any, name: str) -> dict[str, Any] | None:

@@ -19,6 +19,8 @@ from typing import Any
 import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
 
+from mcp_bridge.pool import pool
+
 
 class _PagedMCPServer(MCPServer):
     """``MCPServer`` whose ``tools/list`` answers ``page_size`` tools a page (cursor = offset),
@@ -111,7 +113,10 @@ class ToolServer:
             app, path = self.server.streamable_http_app(), "/mcp"
         with serve_with_lifespan(app) as base:
             self.url = f"{base}{path}"
-            yield self.url
+            try:
+                yield self.url
+            finally:
+                pool.close_all()  # pooled sessions would hold the server's shutdown open
 
 
 @contextmanager
@@ -121,6 +126,9 @@ def serve_with_lifespan(app: Any) -> Iterator[str]:
     import uvicorn
 
     listener = socket.socket()
+    # Accepted connections inherit it: small SSE writes are not held back by Nagle's
+    # algorithm waiting on the client's delayed ACK (40 ms a request on loopback).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

@@ -1,0 +1,139 @@
+"""The cost of the MCP bridge, against the bare SDK, in one run on one local server.
+
+1. A tool call through ``MCPTool.execute()`` (policy, approved-schema validation, rate limit,
+   pin re-check by a fresh ``tools/list``, ``_meta``, audit row, on a pooled session) against
+   a bare SDK client's ``call_tool`` on one open session, to the same in-process
+   ``MCPServer`` on loopback. Goal: under 2 ms added at the median.
+2. Syncing a server with 1,000 tools (goal: under 2 s), then re-syncing it unchanged (goal:
+   no tool, version or audit row written).
+
+Uses the ``automate_bench`` database. Run: ``.venv/bin/python bench/bench_mcp.py [--calls N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import bench_outbox  # noqa: F401  sets up Django on the automate_bench database
+
+# isort: split
+import anyio
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+from mcp import Client
+
+from automate_core.governance.models import AuditLog
+from automate_core.tenancy.models import Tenant
+from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
+from mcp_bridge.pool import pool
+from mcp_bridge.testing import ToolServer
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def bare_call_ms(url: str, calls: int) -> list[float]:
+    """Per-call milliseconds of ``call_tool`` on one open SDK session."""
+    timings: list[float] = []
+
+    async def run() -> None:
+        async with Client(url) as client:
+            await client.call_tool("add", {"a": 1, "b": 2})  # warm
+            for i in range(calls):
+                started = time.perf_counter()
+                await client.call_tool("add", {"a": i, "b": 2})
+                timings.append((time.perf_counter() - started) * 1000)
+
+    anyio.run(run)
+    return timings
+
+
+def execute_ms(tool: MCPTool, calls: int) -> list[float]:
+    tool.execute({"a": 1, "b": 2})  # warm: opens the pooled session
+    timings: list[float] = []
+    for i in range(calls):
+        started = time.perf_counter()
+        tool.execute({"a": i, "b": 2})
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def _server_row(tenant: Tenant, slug: str, url: str) -> MCPServer:
+    for old in MCPServer.objects.filter(tenant=tenant, slug=slug):
+        old.delete()
+    return MCPServer.objects.create(
+        tenant=tenant, name=slug, slug=slug, url=url, auto_approve_new=True
+    )
+
+
+def bench_calls(tenant: Tenant, calls: int) -> None:
+    server = ToolServer("bench")
+    server.add(add)
+    with server.serving() as url:
+        row = _server_row(tenant, "bench-calls", url)
+        row.sync_tools()
+        tool = MCPTool.objects.select_related("server__tenant", "approved_version").get(
+            server=row, name="add"
+        )
+        bare = statistics.median(bare_call_ms(url, calls))
+        ours = statistics.median(execute_ms(tool, calls))
+    pool.close_all()
+    print(f"tool call, median of {calls}:")
+    print(f"  bare SDK call_tool      {bare:8.3f} ms")
+    print(f"  MCPTool.execute()       {ours:8.3f} ms")
+    print(f"  added                   {ours - bare:8.3f} ms   (goal < 2 ms)")
+    print(f"  ratio execute/bare      {ours / bare:8.2f}x")
+
+
+def bench_sync(tenant: Tenant, tools: int) -> None:
+    server = ToolServer("bench-1000")
+    for i in range(tools):
+        server.add(add, name=f"add_{i:04d}", description=f"Add two integers ({i}).")
+    with server.serving() as url:
+        row = _server_row(tenant, "bench-sync", url)
+        started = time.perf_counter()
+        first = row.sync_tools()
+        first_s = time.perf_counter() - started
+        counts = (MCPTool.objects.count(), MCPToolVersion.objects.count(), AuditLog.objects.count())
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            again = row.sync_tools()
+            again_s = time.perf_counter() - started
+        after = (MCPTool.objects.count(), MCPToolVersion.objects.count(), AuditLog.objects.count())
+    writes = [
+        q["sql"].split()[0:3]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    print(f"sync of {tools} tools ({len(first.created)} created): {first_s:6.3f} s   (goal < 2 s)")
+    print(f"re-sync unchanged ({len(again.created + again.updated)} changed): {again_s:6.3f} s")
+    print(f"  rows written by the re-sync: {len(writes)} statement(s) {writes}")
+    print(f"  tool/version/audit rows before and after: {counts} -> {after}")
+    print(f"  ratio first/re-sync {first_s / again_s:6.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--tools", type=int, default=1000)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-mcp", defaults={"name": "Bench MCP"})
+    with override_settings(
+        AUTOMATE={"EGRESS_ALLOW_PRIVATE": ["127.0.0.1"]},
+        AUTOMATE_MCP={"CALL_RATE_LIMIT": "1000000/min", "CALL_TIMEOUT_SECONDS": 30.0},
+    ):
+        bench_calls(tenant, args.calls)
+        bench_sync(tenant, args.tools)
+
+
+if __name__ == "__main__":
+    main()
