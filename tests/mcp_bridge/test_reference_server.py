@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 PACKAGE = "@modelcontextprotocol/server-everything"
 PREFIX = Path(os.environ.get("AUTOMATE_VAR_DIR", "var")).resolve() / "npm" / "server-everything"
-ENTRY = PREFIX / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+ENTRY = PREFIX / "node_modules" / PACKAGE / "dist" / "index.js"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def http_everything(node) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603  the wheel's node running the installed package
         [node, str(ENTRY), "streamableHttp"],
         env={**os.environ, "PORT": str(port)},
         stdout=subprocess.DEVNULL,
@@ -94,9 +94,7 @@ def http_everything(node) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def test_http_reference_server_is_synced_pinned_and_called(
-    tenant, allow_loopback, http_everything
-):
+def test_http_reference_server_is_synced_pinned_and_called(tenant, allow_loopback, http_everything):
     server = MCPServer.objects.create(tenant=tenant, name="Everything", url=http_everything)
 
     _synced(server)
