@@ -29,7 +29,7 @@ DROP TABLE IF EXISTS {ORDERS};
 DROP TABLE IF EXISTS {CUSTOMERS};
 CREATE TABLE {CUSTOMERS} (
     id integer PRIMARY KEY,
-    tenant_id uuid NOT NULL REFERENCES automate_core_tenant (id),
+    tenant_id uuid NOT NULL,
     name text NOT NULL,
     email text NOT NULL,
     country text NOT NULL,
@@ -39,7 +39,7 @@ CREATE TABLE {CUSTOMERS} (
 );
 CREATE TABLE {ORDERS} (
     id integer PRIMARY KEY,
-    tenant_id uuid NOT NULL REFERENCES automate_core_tenant (id),
+    tenant_id uuid NOT NULL,
     customer_id integer NOT NULL REFERENCES {CUSTOMERS} (id),
     status text NOT NULL,
     channel text NOT NULL,
