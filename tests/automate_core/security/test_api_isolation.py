@@ -102,6 +102,37 @@ OTHER_ROUTES = {
     "rag-source-sync": "/api/v1/rag/sources/docs/sync",
     "rag-document-push": "/api/v1/rag/sources/docs/documents",
     "rag-document-delete": "/api/v1/rag/sources/docs/documents/shared.md",
+    # Data chat: datasets by slug, sessions by id; attacks in tests/automate_datachat/test_api.py
+    # (test_a_dataset_of_another_tenant_is_not_found, test_sessions_and_messages_of_another_...)
+    # and tests/automate_datachat/test_isolation.py (tenant B's rows never reach A).
+    "datachat-ask": "/api/v1/datachat/shop/ask",
+    "datachat-sql": "/api/v1/datachat/shop/sql",
+    "datachat-examples": "/api/v1/datachat/shop/examples",
+    "datachat-example": "/api/v1/datachat/shop/examples/{pk}",
+    "datachat-sessions": "/api/v1/datachat/sessions",
+    "datachat-messages": "/api/v1/datachat/sessions/{pk}/messages",
+    "datachat-chart": "/api/v1/datachat/sessions/{pk}/messages/{pk}/chart.svg",
+    # MCP: servers and tools by slug/id; attacks in tests/mcp_bridge/test_api.py
+    # (test_another_tenants_server_is_a_normalized_404, test_another_tenants_tool_is_a_404).
+    "mcp-server-list": "/api/v1/mcp/servers",
+    "mcp-server-detail": "/api/v1/mcp/servers/shared",
+    "mcp-server-health": "/api/v1/mcp/servers/shared/health",
+    "mcp-server-sync": "/api/v1/mcp/servers/shared/sync",
+    "mcp-tool-list": "/api/v1/mcp/tools",
+    "mcp-tool-detail": "/api/v1/mcp/tools/{pk}",
+    "mcp-tool-approve": "/api/v1/mcp/tools/{pk}/approve",
+    "mcp-tool-reject": "/api/v1/mcp/tools/{pk}/reject",
+    # Modal: attacks in tests/automate_modal/test_api.py
+    # (test_another_tenants_endpoint_and_jobs_are_not_found); the callback is signed, not keyed
+    # (tests/automate_modal/test_callbacks.py: forged, expired, replayed and stale refused).
+    "modal-jobs": "/api/v1/modal/gpu/jobs",
+    "modal-job": "/api/v1/modal/jobs/{pk}",
+    "modal-job-cancel": "/api/v1/modal/jobs/{pk}/cancel",
+    "modal-job-logs": "/api/v1/modal/jobs/{pk}/logs",
+    "modal-callback": "/api/v1/modal/callback/{pk}",
+    # Widgets: minting needs widgets:mint on a key of the embed's tenant; attacks in
+    # tests/widgets/test_tenancy.py (test_a_key_of_another_tenant_cannot_mint_for_the_embed).
+    "widget-tokens": "/api/v1/widgets/pk_shared/tokens",
 }
 # Filters each list accepts: every one is tried, since a filter can bypass the tenant scope.
 LIST_FILTERS = {
@@ -637,7 +668,9 @@ def _dead_key(world: World, how: str) -> str:
     return raw
 
 
-# Every route that authenticates (the webhook checks a signature instead); all methods are tried.
+# Routes that check a signature instead of a key.
+SIGNED_ROUTES = {"webhook", "modal-callback"}
+# Every route that authenticates with a key; all methods are tried.
 AUTHENTICATED_ROUTES = {
     **LIST_ROUTES,
     **{name: template for name, (template, _) in DETAIL_ROUTES.items()},
@@ -645,7 +678,12 @@ AUTHENTICATED_ROUTES = {
     "rule-dry-run": OTHER_ROUTES["rule-dry-run"],
     "llm-usage": OTHER_ROUTES["llm-usage"],
     "llm-chat": OTHER_ROUTES["llm-chat"],
-    **{name: path for name, path in OTHER_ROUTES.items() if name.startswith("rag-")},
+    **{
+        name: path
+        for name, path in OTHER_ROUTES.items()
+        if name.startswith(("rag-", "datachat-", "mcp-", "modal-", "widget-"))
+        and name not in SIGNED_ROUTES
+    },
 }
 
 
@@ -654,7 +692,7 @@ def test_dead_key_gets_401_everywhere(world, how):
     raw = _dead_key(world, how)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_X_TENANT="globex")
-    assert set(AUTHENTICATED_ROUTES) == set(_api_route_names()) - {"webhook"}
+    assert set(AUTHENTICATED_ROUTES) == set(_api_route_names()) - SIGNED_ROUTES
     before = _b_state(world)
     for name, template in AUTHENTICATED_ROUTES.items():
         path = template.format(pk=world.b.waiting_run.pk)
