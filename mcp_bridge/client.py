@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import httpx2
 import mcp_types
 from django.core.exceptions import ValidationError
@@ -57,22 +58,21 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
 _SSE_READ_TIMEOUT = 300.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Notices:
-    """What a server announced during a session, for sync code to act on afterwards (the
-    handler runs inside the session's task group, where no database work belongs)."""
+    """Where a session's announcements go: ``on_tools_changed`` (sync code, which may use the
+    database) runs in a worker thread, never on the event loop, once per
+    ``notifications/tools/list_changed``."""
 
-    tools_changed: bool = False
+    on_tools_changed: Callable[[], None]
+
+    async def tools_changed(self) -> None:
+        await anyio.to_thread.run_sync(self.on_tools_changed)
 
     async def handle(self, message: Any) -> None:
         if isinstance(message, mcp_types.ToolListChangedNotification):
-            self.tools_changed = True
+            await self.tools_changed()
         await anyio.lowlevel.checkpoint()
-
-    def take_tools_changed(self) -> bool:
-        """Whether ``notifications/tools/list_changed`` arrived since the last take."""
-        changed, self.tools_changed = self.tools_changed, False
-        return changed
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ async def _listen(stack: AsyncExitStack, client: Client, notices: Notices) -> No
         with contextlib.suppress(SubscriptionLost):
             async for event in subscription:
                 if isinstance(event, ToolsListChanged):
-                    notices.tools_changed = True
+                    await notices.tools_changed()
 
     group = await stack.enter_async_context(anyio.create_task_group())
     group.start_soon(read)

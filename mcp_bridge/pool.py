@@ -7,8 +7,8 @@ call at a time; at most ``POOL_SIZE`` idle sessions per connection are kept. A s
 everything that decides how it was opened (server, transport, URL, resolved headers, stdio
 command, tenant), so a rotated secret or an edited server opens a new one. A session idle for
 ``POOL_IDLE_SECONDS`` is closed; a call that fails or times out closes the session it used,
-so a broken session is never lent again. Notices a session receives (``tools/list_changed``)
-are kept on it and handed to the next call that uses it.
+so a broken session is never lent again. A ``tools/list_changed`` notice a session receives,
+during a call or between calls, runs the ``on_tools_changed`` it was opened with.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ def connection_key(server_id: Any, connection: sessions.Connection) -> str:
 @dataclass(eq=False)
 class PooledSession:
     client: Client
-    notices: sessions.Notices
     close: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     idle_since: float = field(default_factory=time.monotonic)
@@ -79,14 +78,17 @@ class SessionPool:
         self,
         key: str,
         connection: sessions.Connection,
-        work: Callable[[Client, sessions.Notices], Awaitable[T]],
+        work: Callable[[Client], Awaitable[T]],
         *,
         timeout: float,
+        on_tools_changed: Callable[[], None],
     ) -> T:
-        """``work(client, notices)`` on a pooled session of ``connection``, within
-        ``timeout`` seconds (opening a session included); raises our errors."""
+        """``work(client)`` on a pooled session of ``connection``, within ``timeout`` seconds
+        (opening a session included); raises our errors. A session opened for it runs
+        ``on_tools_changed`` (in a worker thread) on each tools/list_changed notice."""
+        notices = sessions.Notices(on_tools_changed)
         future = asyncio.run_coroutine_threadsafe(
-            self._lend(key, connection, work), self._event_loop()
+            self._lend(key, connection, work, notices), self._event_loop()
         )
         try:
             return future.result(timeout)
@@ -102,11 +104,12 @@ class SessionPool:
         self,
         key: str,
         connection: sessions.Connection,
-        work: Callable[[Client, sessions.Notices], Awaitable[T]],
+        work: Callable[[Client], Awaitable[T]],
+        notices: sessions.Notices,
     ) -> T:
-        session = await self._checkout(key, connection)
+        session = await self._checkout(key, connection, notices)
         try:
-            result = await work(session.client, session.notices)
+            result = await work(session.client)
         except BaseException:
             self._discard(key, session)
             raise
@@ -117,7 +120,9 @@ class SessionPool:
             self._discard(key, idle[0])
         return result
 
-    async def _checkout(self, key: str, connection: sessions.Connection) -> PooledSession:
+    async def _checkout(
+        self, key: str, connection: sessions.Connection, notices: sessions.Notices
+    ) -> PooledSession:
         idle = self._idle.setdefault(key, [])
         limit = float(mcp_settings.POOL_IDLE_SECONDS)
         while idle:
@@ -125,18 +130,19 @@ class SessionPool:
             if not session.closed and time.monotonic() - session.idle_since < limit:
                 return session
             self._discard(key, session)
-        return await self._open_session(connection)
+        return await self._open_session(connection, notices)
 
-    async def _open_session(self, connection: sessions.Connection) -> PooledSession:
+    async def _open_session(
+        self, connection: sessions.Connection, notices: sessions.Notices
+    ) -> PooledSession:
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[PooledSession] = loop.create_future()
-        notices = sessions.Notices()
 
         async def hold() -> None:
             session: PooledSession | None = None
             try:
                 async with sessions.open_session(connection, notices) as client:
-                    session = PooledSession(client=client, notices=notices)
+                    session = PooledSession(client=client)
                     opened.set_result(session)
                     await session.close.wait()
             except BaseException as exc:

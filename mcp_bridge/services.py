@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import mcp_types
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -283,12 +283,7 @@ def call_tool(
             meta = {TRACE_META_KEY: trace_id}
             if idempotency_key:
                 meta[IDEMPOTENCY_META_KEY] = idempotency_key
-            notices = client.Notices()
-            try:
-                seen, payload = _call_checked(tool, approved.pin, sent, meta, timeout, notices)
-            finally:
-                if notices.take_tools_changed():
-                    tools_changed(server)
+            seen, payload = _call_checked(tool, approved.pin, sent, meta, timeout)
             if seen == "missing":
                 outcome = "removed"
                 raise ToolNotCallable(
@@ -337,33 +332,40 @@ def _call_checked(
     arguments: dict[str, Any],
     meta: dict[str, str],
     timeout: float | None,
-    notices: client.Notices,
 ) -> tuple[str, Any]:
     """On one pooled session: read the live definition, then call only if its pin is the
     approved one. Returns ("called", CallToolResult), ("changed", live definition) or
-    ("missing", None); ``notices`` gets what the session heard (tools/list_changed)."""
+    ("missing", None). A tools/list_changed notice on the session queues a sync."""
     connection = client.connection_for(tool.server)
     limit = float(timeout if timeout is not None else mcp_settings.CALL_TIMEOUT_SECONDS)
 
-    async def work(session: Any, seen: client.Notices) -> tuple[str, Any]:
-        try:
-            live = await _find_tool(session, tool.name)
-            if live is None:
-                return "missing", None
-            if pin_of(live) != approved_pin:
-                return "changed", live
-            result = await session.call_tool(
-                tool.name,
-                arguments,
-                read_timeout_seconds=limit,
-                meta=cast(mcp_types.RequestParamsMeta, meta),  # an open map of _meta keys
-            )
-            return "called", result
-        finally:
-            notices.tools_changed |= seen.take_tools_changed()
+    async def work(session: Any) -> tuple[str, Any]:
+        live = await _find_tool(session, tool.name)
+        if live is None:
+            return "missing", None
+        if pin_of(live) != approved_pin:
+            return "changed", live
+        result = await session.call_tool(
+            tool.name,
+            arguments,
+            read_timeout_seconds=limit,
+            meta=cast(mcp_types.RequestParamsMeta, meta),  # an open map of _meta keys
+        )
+        return "called", result
 
-    key = pool.connection_key(tool.server_id, connection)
-    return pool.pool.run(key, connection, work, timeout=limit)
+    server_id = tool.server_id
+
+    def on_tools_changed() -> None:
+        close_old_connections()
+        try:
+            server = MCPServer.objects.select_related("tenant").filter(pk=server_id).first()
+            if server is not None:
+                tools_changed(server)
+        finally:
+            close_old_connections()
+
+    key = pool.connection_key(server_id, connection)
+    return pool.pool.run(key, connection, work, timeout=limit, on_tools_changed=on_tools_changed)
 
 
 async def _find_tool(session: Any, name: str) -> dict[str, Any] | None:
