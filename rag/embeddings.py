@@ -28,7 +28,7 @@ import json
 import math
 from array import array
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -157,21 +157,17 @@ def embed_documents(
     stats.cached += len(unique) - len(missing)
     if missing:
         text_of = dict(zip(hashes, texts, strict=True))
-        embedder = embedder_for(model)
-        size = max(1, min(int(rag_settings.EMBEDDING_BATCH_SIZE), embedder.max_batch_size))
         context = EmbeddingContext(tenant_id=model.tenant_id, trace_id=current_trace_id())
-        for start in range(0, len(missing), size):
-            batch = missing[start : start + size]
-            try:
-                raw = embedder.embed_documents([text_of[h] for h in batch], context)
-            except AutomateError:
-                raise
-            except Exception as exc:
-                raise EmbeddingError(
-                    f"Embedding provider {model.provider!r} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+        batches = embed_batches(
+            embedder_for(model),
+            [text_of[h] for h in missing],
+            context,
+            provider=model.provider,
+            dimensions=model.dimensions,
+        )
+        for start, vectors in batches:
             stats.provider_calls += 1
-            vectors = _checked(raw, len(batch), model.dimensions)
+            batch = missing[start : start + len(vectors)]
             EmbeddingCacheEntry.objects.bulk_create(
                 [
                     EmbeddingCacheEntry(
@@ -187,6 +183,32 @@ def embed_documents(
             by_hash.update(zip(batch, vectors, strict=True))
         stats.embedded += len(missing)
     return [by_hash[h] for h in hashes]
+
+
+def embed_batches(
+    embedder: Embedder,
+    texts: Sequence[str],
+    context: EmbeddingContext,
+    *,
+    provider: str,
+    dimensions: int,
+) -> Iterator[tuple[int, list[list[float]]]]:
+    """Checked vectors of ``texts`` straight from the provider (no cache), one provider call
+    per batch: yields ``(start, vectors)``, ``vectors`` being those of
+    ``texts[start : start + len(vectors)]``. What indexing's cache misses go through (and
+    bench_embeddings)."""
+    size = max(1, min(int(rag_settings.EMBEDDING_BATCH_SIZE), embedder.max_batch_size))
+    for start in range(0, len(texts), size):
+        batch = list(texts[start : start + size])
+        try:
+            raw = embedder.embed_documents(batch, context)
+        except AutomateError:
+            raise
+        except Exception as exc:
+            raise EmbeddingError(
+                f"Embedding provider {provider!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        yield start, _checked(raw, len(batch), dimensions)
 
 
 _QUERY_CACHE_SIZE = 2048
