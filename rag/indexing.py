@@ -15,7 +15,8 @@ What is guaranteed:
   dropped and the version is left ``failed`` (with the error) or ``cancelled``.
 - :func:`prune` keeps ``INDEX_RETENTION`` retired versions per endpoint and drops the rest.
 
-Chunks are written with ``COPY`` on Postgres; the database fills ``search_vector`` (trigger).
+Chunks are written with ``COPY`` on Postgres; the database fills ``search_vector`` (trigger);
+their BM25 postings follow in the same transaction (:mod:`rag.bm25`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from django.utils import timezone
 
 from automate_core.base import InvalidTransition
 from automate_core.errors import ConflictError
+from rag import bm25
 from rag.chunking import chunk_blocks
 from rag.conf import rag_settings
 from rag.embeddings import EmbedStats, embed_documents
@@ -389,10 +391,12 @@ def _write_documents(
 
 
 def write_chunks(records: Sequence[tuple[Any, ...]]) -> None:
-    """Insert chunk rows (tuples in ``_CHUNK_COLUMNS`` order) with COPY."""
+    """Insert chunk rows (tuples in ``_CHUNK_COLUMNS`` order) with COPY, then their BM25
+    postings (:func:`rag.bm25.index_chunks`)."""
     if not records:
         return
     columns = ", ".join(("id", *_CHUNK_COLUMNS))
+    written: dict[Any, list[uuid.UUID]] = {}
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f"COPY rag_chunk ({columns}) FROM STDIN") as copy,
@@ -401,7 +405,11 @@ def write_chunks(records: Sequence[tuple[Any, ...]]) -> None:
             *head, metadata, vector = record
             # float32 values: 9 significant digits round-trip exactly, in half of repr's text.
             vector_text = "[" + ",".join([format(x, ".9g") for x in vector]) + "]"
-            copy.write_row([uuid.uuid4(), *head, json.dumps(metadata), vector_text])
+            chunk_id = uuid.uuid4()
+            written.setdefault(head[1], []).append(chunk_id)
+            copy.write_row([chunk_id, *head, json.dumps(metadata), vector_text])
+    for version_id, chunk_ids in written.items():
+        bm25.index_chunks(version_id, chunk_ids)
 
 
 def stale_documents(version: IndexVersion) -> int:

@@ -351,3 +351,93 @@ class Chunk(UUIDModel, TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.position}"
+
+
+class KeywordIndex(models.Model):
+    """The BM25 statistics of one index version: its language, k1 and b, and N and the total
+    length the average chunk length (avgdl) comes from.
+
+    ``chunks`` and ``total_length`` are kept by the database (statement triggers on
+    :class:`KeywordPosting`), so every path that adds or deletes chunks keeps them right.
+    ``reference_length`` is the avgdl the postings' ``key`` was computed with (see
+    :mod:`rag.bm25`); it is set by the first chunks written and never changes.
+    """
+
+    index_version = models.OneToOneField(
+        IndexVersion, on_delete=models.CASCADE, primary_key=True, related_name="keyword_index"
+    )
+    #: A Postgres text search configuration (``regconfig``): stemming and stop words.
+    language = models.CharField(max_length=63)
+    k1 = models.FloatField()
+    b = models.FloatField()
+    #: N: chunks with at least one term (a chunk of stop words only has no postings).
+    chunks = models.BigIntegerField(default=0)
+    #: Sum of the chunks' lengths in terms (stop words excluded), so avgdl = total / N.
+    total_length = models.BigIntegerField(default=0)
+    reference_length = models.FloatField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"BM25 of {self.index_version_id}"
+
+
+class KeywordTerm(models.Model):
+    """Document frequency of one term in one index version (kept by the database, like
+    :attr:`KeywordIndex.chunks`)."""
+
+    pk = models.CompositePrimaryKey("index_version", "term")
+    # Deleted with the version by the database (ON DELETE CASCADE, see the migration).
+    index_version = models.ForeignKey(
+        IndexVersion,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the primary key leads with it
+        related_name="+",
+    )
+    term = models.TextField()
+    #: df: chunks of the version holding the term.
+    documents = models.IntegerField()
+
+    def __str__(self) -> str:
+        return self.term
+
+
+class KeywordPosting(models.Model):
+    """One term of one chunk: its frequency, the chunk's length, and ``key``, the BM25
+    term-frequency component at the version's reference length, which orders a term's postings
+    in the ``(index_version, term, key DESC)`` index so a query reads the strongest first.
+
+    Deleted with the chunk by the database (ON DELETE CASCADE, see the migration): the ORM
+    never has to collect millions of rows.
+    """
+
+    pk = models.CompositePrimaryKey("chunk", "term")
+    chunk = models.ForeignKey(
+        Chunk,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the primary key leads with it
+        related_name="+",
+    )
+    index_version = models.ForeignKey(
+        IndexVersion,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    term = models.TextField()
+    frequency = models.IntegerField()
+    length = models.IntegerField()
+    key = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["index_version", "term", "-key"],
+                include=["chunk", "frequency", "length"],
+                name="rag_posting_top",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} in {self.chunk_id}"

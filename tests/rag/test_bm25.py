@@ -1,0 +1,138 @@
+"""BM25 on the term-impact table: exact scores, statistics kept by the database, scoping, and
+the early-stopped top-k against the exhaustive one."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from rag import bm25, indexing, services
+from rag.filters import MetadataFilter, parse_filters
+from rag.models import Chunk, Document, KeywordIndex, KeywordTerm
+
+from .embedders import hash_vector
+from .factories import make_endpoint, make_source, push
+
+pytestmark = pytest.mark.django_db
+
+VECTOR = hash_vector("bm25")
+
+
+def _version_with(tenant, texts: dict[str, str], **endpoint_fields):
+    """A building version holding one chunk per text (title empty), written like a build."""
+    source = make_source(tenant)
+    endpoint = make_endpoint(tenant, source, **endpoint_fields)
+    version = indexing.create_version(endpoint)
+    add_chunks(version, source, texts)
+    return version, source
+
+
+def add_chunks(version, source, texts: dict[str, str]) -> None:
+    records = []
+    for name, text in texts.items():
+        document = Document.objects.create(
+            tenant_id=version.tenant_id, source=source, external_id=name, content_hash=name
+        )
+        records.append(
+            (version.tenant_id, version.pk, document.pk, 0, "", text, 3, name, name,
+             {"name": name, "group": len(records) % 2}, VECTOR)
+        )  # fmt: skip
+    indexing.write_chunks(records)
+
+
+def names(hits) -> list[str]:
+    ids = [chunk_id for chunk_id, _ in hits]
+    external = dict(Chunk.objects.filter(pk__in=ids).values_list("pk", "document__external_id"))
+    return [external[i] for i in ids]
+
+
+TINY = {
+    "d1": "cats chase mice",  # cat, chase, mice: dl 3
+    "d2": "cats cats sleep",  # cat x2, sleep: dl 3
+    "d3": "dogs chase cats daily",  # dog, chase, cat, daili: dl 4
+    "d4": "birds sing",  # bird, sing: dl 2
+}
+
+
+def test_scores_match_a_hand_computed_bm25(tenant):
+    version, _ = _version_with(tenant, TINY)
+    hits, _ = bm25.search(version, "Cat chasing", MetadataFilter(), 10)
+    # N = 4, avgdl = 12 / 4 = 3, k1 = 1.2, b = 0.75; df(cat) = 3, df(chase) = 2.
+    idf_cat, idf_chase = math.log(1 + 1.5 / 3.5), math.log(1 + 2.5 / 2.5)
+    # tf component: tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / 3)).
+    expected = {
+        "d1": 1.0 * idf_cat + 1.0 * idf_chase,
+        "d2": 1.375 * idf_cat,
+        "d3": 0.88 * idf_cat + 0.88 * idf_chase,
+    }
+    assert names(hits) == ["d1", "d3", "d2"]
+    assert [score for _, score in hits] == pytest.approx(
+        [expected["d1"], expected["d3"], expected["d2"]], rel=1e-12
+    )
+
+
+def test_adding_and_deleting_chunks_keeps_n_df_and_avgdl(tenant):
+    version, source = _version_with(tenant, TINY)
+    stats = KeywordIndex.objects.get(index_version=version)
+    assert (stats.chunks, stats.total_length, stats.reference_length) == (4, 12, 3.0)
+
+    add_chunks(version, source, {"d5": "a cat naps"})  # cat, nap: dl 2
+    Chunk.objects.filter(document__external_id="d1").delete()
+    Document.objects.filter(external_id="d3").delete()  # its chunk goes by cascade
+
+    stats.refresh_from_db()
+    df = dict(KeywordTerm.objects.filter(index_version=version).values_list("term", "documents"))
+    assert (stats.chunks, stats.total_length) == (3, 3 + 2 + 2)
+    assert df == {"cat": 2, "sleep": 1, "bird": 1, "sing": 1, "nap": 1}
+    assert stats.reference_length == 3.0  # the postings' order key does not move
+    hits, _ = bm25.search(version, "cat", MetadataFilter(), 10)
+    avgdl, idf_cat = 7 / 3, math.log(1 + 1.5 / 2.5)
+    d5 = idf_cat * 2.2 / (1 + 1.2 * (0.25 + 0.75 * 2 / avgdl))
+    assert names(hits) == ["d2", "d5"] and hits[1][1] == pytest.approx(d5, rel=1e-12)
+
+
+def test_the_keyword_side_applies_filters(tenant):
+    version, _ = _version_with(tenant, TINY)
+    hits, _ = bm25.search(version, "cats", parse_filters({"group": 1}), 10)
+    assert names(hits) == ["d2"]
+
+
+def test_another_tenants_matching_chunk_is_never_returned(tenant, other_tenant):
+    mine = make_endpoint(tenant, make_source(tenant), retrieval_config={"mode": "keyword"})
+    theirs_source = make_source(other_tenant)
+    push(theirs_source, "secret.md", "# Zanzibar\n\nThe zanzibar launch code is 1234.\n")
+    services.reindex(make_endpoint(other_tenant, theirs_source))
+    push(mine.sources.get(), "plain.md", "# Plain\n\nNothing about islands here.\n")
+    services.reindex(mine)
+    mine.refresh_from_db()
+    assert services.query(mine, "zanzibar launch code").results == []
+
+
+WORDS = [f"w{n}" for n in range(400)]
+
+
+def zipf_text(rng: random.Random, words: int) -> str:
+    weights = [1 / (rank + 1) for rank in range(len(WORDS))]
+    return " ".join(rng.choices(WORDS, weights=weights, k=words))
+
+
+def test_the_early_stopped_top_k_equals_the_exhaustive_one(tenant, monkeypatch):
+    rng = random.Random(5)
+    texts = {f"c{n}": zipf_text(rng, rng.randint(5, 40)) for n in range(300)}
+    version, source = _version_with(tenant, texts)
+    # More chunks after A0 was set, longer ones: avgdl drifts above the order key's.
+    add_chunks(version, source, {f"x{n}": zipf_text(rng, 60) for n in range(60)})
+    monkeypatch.setattr(bm25, "FIRST_DEPTH", 4)
+    stopped_early = 0
+    for _ in range(25):
+        text = zipf_text(rng, 3)
+        hits, how = bm25.search(version, text, MetadataFilter(), 5)
+        stats = bm25.statistics(version.pk, text)
+        assert stats is not None
+        exact = bm25.exhaustive_search(version.pk, stats, MetadataFilter(), 5)
+        assert [c for c, _ in hits] == [c for c, _ in exact], text
+        assert [s for _, s in hits] == pytest.approx([s for _, s in exact], rel=1e-9)
+        stopped_early += "rounds" in how
+    assert stopped_early >= 10
