@@ -6,6 +6,9 @@ under WSGI as it is and under ASGI as an asynchronous iterator that pulls each e
 request's sync thread, so no worker thread is held between events. Closing the response (the
 server does when the client is gone, or when the stream ended) closes the generator, so its
 ``finally`` blocks release what the stream held (a provider connection, a budget hold).
+
+A view that answers JSON or a stream uses :class:`JSONWhateverAccepted`, serves the stream with
+:meth:`EventStream.started` (errors before the first event stay NormalizedError JSON).
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ class EventStream(StreamingHttpResponse):
         django_request = getattr(request, "_request", request)
         return cls(events, asynchronous=isinstance(django_request, ASGIRequest))
 
+    @classmethod
+    def started(cls, events: Events, request: Request | HttpRequest) -> EventStream:
+        """``events`` for ``request`` once their first event is ready. Whatever fails before
+        it (no model, a budget, a refused request) propagates from here, so the client gets an
+        ordinary NormalizedError answer with its status, never a stream that opens with an
+        error; ``events`` is closed by then (its ``finally`` blocks ran)."""
+        try:
+            head = next(events)
+        except StopIteration:
+            return cls.for_request(events, request)
+        return cls.for_request(_resumed(head, events), request)
+
     def __init__(self, events: Events, *, asynchronous: bool) -> None:
         self._events = events
         content = _pulled_in_threads(events) if asynchronous else events
@@ -52,6 +67,15 @@ class EventStream(StreamingHttpResponse):
             self._events.close()
         finally:
             super().close()
+
+
+def _resumed(head: bytes, events: Events) -> Events:
+    """``head``, then the rest of ``events``; closing it closes ``events``."""
+    try:
+        yield head
+        yield from events
+    finally:
+        events.close()
 
 
 async def _pulled_in_threads(events: Events) -> AsyncIterator[bytes]:

@@ -12,6 +12,7 @@ attributed to the key and the body's ``end_user`` (their budgets apply).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Generator
 from typing import Any
 
 from django.http import HttpResponse
@@ -144,22 +145,16 @@ class AskView(DatasetView):
         streamed = data["stream"] or "text/event-stream" in request.headers.get("Accept", "")
         if not streamed:
             return Response(services.ask(**arguments).to_json())
-        events = services.ask_events(**arguments)
-        try:
-            head = next(events)  # errors before the first event are ordinary answers
-        except StopIteration:  # pragma: no cover - an answer always reports its SQL first
-            raise AssertionError("ask_events ended without an event") from None
-        except BaseException:
-            events.close()
-            raise
-        return EventStream.for_request(_ask_stream(events, head, context.trace_id), request)
+        events = _ask_stream(services.ask_events(**arguments), context.trace_id)
+        return EventStream.started(events, request)
 
 
-def _ask_stream(events: Any, head: Event, trace_id: str) -> Events:
+def _ask_stream(events: Generator[Event, None, Answer], trace_id: str) -> Events:
     """The SSE form of :func:`services.ask_events`; each step under the request's trace id
-    (steps may run in different threads)."""
+    (steps may run in different threads). A failure before the first event is the view's
+    error answer; after it, an ``error`` event."""
     try:
-        item: Event = head
+        item: Event = next(events)
         while True:
             name, value = item
             yield encode_event(name, {"sql": value} if name == "sql" else value.to_json())

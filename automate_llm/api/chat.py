@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
@@ -48,7 +47,6 @@ from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services
 from automate_llm.metering import CallContext
 from automate_llm.services import ChatResponse, ChatStreamResponse, StructuredResponse
-from automate_llm.types import ChatChunk
 
 logger = logging.getLogger("automate.llm.api")
 
@@ -255,12 +253,8 @@ class ChatView(APIView):
             stream = services.stream_chat(
                 tenant=tenant, messages=data["messages"], context=context, **options
             )
-            return ChatEventStream.open(
-                stream,
-                tenant=tenant,
-                context=context,
-                asynchronous=isinstance(request._request, ASGIRequest),
-            )
+            events = _events(stream, tenant=tenant, context=context)
+            return EventStream.started(events, request)
         response = services.chat(
             tenant=tenant, messages=data["messages"], context=context, **options
         )
@@ -293,45 +287,16 @@ def answer(response: ChatResponse, trace_id: str) -> dict[str, Any]:
 # -- Server-Sent Events ----------------------------------------------------------------------------
 
 
-class ChatEventStream(EventStream):
-    """The SSE answer of one streamed call. Closing it (the server does when the client is
-    gone, or when the stream ended) closes the call: an unfinished one is recorded as
-    cancelled, charged what arrived, and its budget hold settled."""
-
-    @classmethod
-    def open(
-        cls,
-        stream: ChatStreamResponse,
-        *,
-        tenant: Tenant,
-        context: CallContext,
-        asynchronous: bool,
-    ) -> ChatEventStream:
-        """Wait for the first chunk (so every error before it is an ordinary error response),
-        then answer with the stream."""
-        chunks = iter(stream)
-        try:
-            head = next(chunks, None)
-        except BaseException:
-            stream.close()
-            raise
-        events = _events(stream, chunks, head, tenant=tenant, context=context)
-        return cls(events, asynchronous=asynchronous)
-
-
-def _events(
-    stream: ChatStreamResponse,
-    chunks: Iterator[ChatChunk],
-    head: ChatChunk | None,
-    *,
-    tenant: Tenant,
-    context: CallContext,
-) -> Events:
-    """``text`` and ``tool_call`` events, then ``done``, or ``error`` when the stream breaks.
-    Each step runs under the request's trace id (steps may run in different threads)."""
+def _events(stream: ChatStreamResponse, *, tenant: Tenant, context: CallContext) -> Events:
+    """``text`` and ``tool_call`` events, then ``done``, or ``error`` when the stream breaks
+    after its first chunk (a failure before it is the view's error answer). Each step runs
+    under the request's trace id (steps may run in different threads). Closing the events
+    closes the call: an unfinished one is recorded as cancelled, charged what arrived, and its
+    budget hold settled."""
     trace_id = context.trace_id
     try:
-        chunk = head
+        chunks = iter(stream)
+        chunk = next(chunks, None)
         while chunk is not None:
             if chunk.text:
                 yield encode_event("text", {"text": chunk.text})

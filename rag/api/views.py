@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -167,29 +166,19 @@ class AnswerView(EndpointView):
             result = services.answer(found, data["query"], context=context, **arguments)
             return Response(result.to_json())
         stream = services.stream_answer(found, data["query"], context=context, **arguments)
-        pieces = iter(stream)
-        try:
-            head = next(pieces, None)  # errors before the first piece are ordinary answers
-        except BaseException:
-            stream.close()
-            raise
-        events = _answer_events(stream, pieces, head, tenant=tenant, context=context)
-        return EventStream.for_request(events, request)
+        return EventStream.started(_answer_events(stream, tenant=tenant, context=context), request)
 
 
 def _answer_events(
-    stream: services.AnswerStream,
-    pieces: Iterator[str],
-    head: str | None,
-    *,
-    tenant: Tenant,
-    context: CallContext,
+    stream: services.AnswerStream, *, tenant: Tenant, context: CallContext
 ) -> Events:
     """``text`` events, then ``done`` with the whole answer, or ``error`` when the model's
-    stream breaks. Each step runs under the request's trace id (steps may change threads)."""
+    stream breaks after the first piece (a failure before it is the view's error answer).
+    Each step runs under the request's trace id (steps may change threads)."""
     trace_id = stream.trace_id
     try:
-        piece = head
+        pieces = iter(stream)
+        piece = next(pieces, None)
         while piece is not None:
             yield encode_event("text", {"text": piece})
             failure: dict[str, Any] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from django.test import RequestFactory
 
 from automate_core.api.sse import Events, EventStream, encode_event
@@ -45,3 +46,31 @@ def test_an_asynchronous_stream_yields_every_event_then_closes() -> None:
 def test_a_wsgi_request_gets_a_synchronous_stream() -> None:
     response = EventStream.for_request(_counting([]), RequestFactory().get("/"))
     assert not response.is_async
+
+
+def _failing_first(closed: list[str]) -> Events:
+    try:
+        raise LookupError("no model")
+        yield b""  # a generator that fails before its first event
+    finally:
+        closed.append("closed")
+
+
+def test_a_failure_before_the_first_event_propagates_and_closes_the_events() -> None:
+    closed: list[str] = []
+    with pytest.raises(LookupError):
+        EventStream.started(_failing_first(closed), RequestFactory().get("/"))
+    assert closed == ["closed"]
+
+
+def test_a_started_stream_serves_its_first_event_then_the_rest() -> None:
+    response = EventStream.started(_counting([]), RequestFactory().get("/"))
+    assert list(response) == [encode_event("text", {"n": 1}), encode_event("text", {"n": 2})]
+
+
+def test_closing_a_started_stream_after_its_first_event_closes_the_events() -> None:
+    closed: list[str] = []
+    response = EventStream.started(_counting(closed), RequestFactory().get("/"))
+    assert next(iter(response)) == encode_event("text", {"n": 1})
+    response.close()
+    assert closed == ["closed"]
