@@ -1,8 +1,9 @@
-"""Hybrid retrieval over one index version: vector (HNSW or exact) + full text, fused by RRF.
+"""Hybrid retrieval over one index version: vector (HNSW or exact) + BM25, fused by RRF.
 
 The vector side walks the version's own HNSW graph (or searches exactly when a filter is
-selective, or when the graph comes back short), the keyword side uses the tsvector GIN index,
-and both apply the same metadata filter in SQL. :mod:`rag.services` puts the pieces together.
+selective, or when the graph comes back short), the keyword side is BM25 over the version's
+term-impact table (:mod:`rag.bm25`), and both apply the same metadata filter in SQL.
+:mod:`rag.services` puts the pieces together.
 Table names come from the models' ``_meta``; every value, the version id included, is bound.
 """
 
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.errors import InvalidRetrievalConfig
 from rag.filters import MetadataFilter
-from rag.models import Chunk, Document, KnowledgeSource
+from rag.models import Chunk, Document, KeywordIndex, KnowledgeSource
 
 _CHUNKS = Chunk._meta.db_table
 _DOCUMENTS = Document._meta.db_table
@@ -64,6 +65,15 @@ class RetrievalConfig(BaseModel):
     rrf_k: int = Field(60, ge=1, le=10_000)
     #: Results taken from each retriever before fusion (at least top_k).
     candidates: int = Field(50, ge=1, le=1000)
+    #: Per-retriever overrides of ``candidates`` (None: ``candidates``).
+    vector_candidates: int | None = Field(None, ge=1, le=1000)
+    keyword_candidates: int | None = Field(None, ge=1, le=1000)
+    #: BM25 parameters and the text search configuration (stemming, stop words; None: the
+    #: AUTOMATE_RAG TEXT_SEARCH_CONFIG) of the keyword side. Read when an index version is
+    #: built: a change takes effect with the next re-index.
+    bm25_k1: float = Field(1.2, ge=0, le=10)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    language: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
     #: top_k of a query that does not say.
     top_k: int = Field(5, ge=1, le=1000)
     #: hnsw.ef_search of unfiltered queries (filtered ones raise it as needed).
@@ -74,6 +84,13 @@ class RetrievalConfig(BaseModel):
     highlights: bool = True
     #: Generation options of answers (ignored by plain queries).
     answer: AnswerConfig = AnswerConfig()
+
+    def depths(self, top_k: int) -> tuple[int, int]:
+        """Candidates taken from the vector and the keyword side for ``top_k`` results."""
+        return (
+            max(self.vector_candidates or self.candidates, top_k),
+            max(self.keyword_candidates or self.candidates, top_k),
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> RetrievalConfig:
@@ -314,32 +331,22 @@ def fetch_pg(chunk_ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
 
 def keyword_search_pg(
     version: Any, text: str, flt: MetadataFilter, limit: int
-) -> list[tuple[uuid.UUID, float]]:
-    """Full-text matches ranked by ``ts_rank`` (title words weigh more, long chunks are damped
-    by log length); query words are ORed, so a chunk matching more of them ranks higher, and
-    one matching any is found. ``ts_rank`` rather than ``ts_rank_cd``: it reads no positions
-    and ranked 4.5x faster over ~7,000 matches in bench_rag; fusion only uses the order."""
-    from rag.conf import rag_settings
+) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
+    """The ``limit`` best chunks by BM25, read from the version's term-impact table with an
+    early stop that is exact (:func:`rag.bm25.search`), and how they were found."""
+    from rag import bm25
 
-    where, params = flt.to_sql("metadata")
-    config = str(rag_settings.TEXT_SEARCH_CONFIG)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"  # noqa: S608 -- table from _meta, values bound
-            "::tsquery AS query) "
-            f"SELECT id, ts_rank(search_vector, q.query, 1) AS rank FROM {_CHUNKS}, q "
-            f"WHERE index_version_id = %s AND search_vector @@ q.query AND {where} "
-            "ORDER BY rank DESC, id LIMIT %s",
-            [config, text, version.pk, *params, limit],
-        )
-        return [(i, float(r)) for i, r in cursor.fetchall()]
+    return bm25.search(version, text, flt, limit)
 
 
 _MARK_OPEN, _MARK_CLOSE, _FRAGMENT = "\u2983", "\u2984", "\u2985"
 
 
-def highlights_pg(chunk_ids: list[uuid.UUID], text: str) -> dict[uuid.UUID, list[str]]:
-    """Fragments of each chunk around the query's words, HTML-escaped, words in ``<mark>``."""
+def highlights_pg(
+    chunk_ids: list[uuid.UUID], text: str, version: Any = None
+) -> dict[uuid.UUID, list[str]]:
+    """Fragments of each chunk around the query's words, HTML-escaped, words in ``<mark>``,
+    parsed in ``version``'s language; only the given (returned) chunks are read."""
     from rag.conf import rag_settings
 
     if not chunk_ids or not text.strip():
@@ -348,14 +355,21 @@ def highlights_pg(chunk_ids: list[uuid.UUID], text: str) -> dict[uuid.UUID, list
         f"StartSel={_MARK_OPEN}, StopSel={_MARK_CLOSE}, MaxFragments=2, MaxWords=30, "
         f"MinWords=8, FragmentDelimiter={_FRAGMENT}"
     )
-    config = str(rag_settings.TEXT_SEARCH_CONFIG)
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH q AS (SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')"  # noqa: S608 -- table from _meta, values bound
-            "::tsquery AS query) "
-            f"SELECT id, ts_headline(%s::regconfig, text, q.query, %s) FROM {_CHUNKS}, q "
-            "WHERE id = ANY(%s) AND search_vector @@ q.query",
-            [config, text, config, options, chunk_ids],
+            "WITH c AS (SELECT coalesce((SELECT language FROM "  # noqa: S608 -- tables from _meta, values bound
+            f"{KeywordIndex._meta.db_table} WHERE index_version_id = %s), %s)::regconfig AS cfg), "
+            "q AS (SELECT c.cfg, replace(plainto_tsquery(c.cfg, %s)::text, ' & ', ' | ')"
+            "::tsquery AS query FROM c) "
+            f"SELECT id, ts_headline(q.cfg, text, q.query, %s) FROM {_CHUNKS}, q "
+            "WHERE id = ANY(%s)",
+            [
+                getattr(version, "pk", None),
+                str(rag_settings.TEXT_SEARCH_CONFIG),
+                text,
+                options,
+                chunk_ids,
+            ],
         )
         rows = cursor.fetchall()
     return {i: _marked_fragments(h) for i, h in rows}

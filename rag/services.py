@@ -103,7 +103,8 @@ def query(
 
     timings: dict[str, float] = {}
     strategy: dict[str, Any] = {"mode": config.mode}
-    limit = max(config.candidates, top_k)
+    vector_limit, keyword_limit = config.depths(top_k)
+    limit = max(vector_limit, keyword_limit)
     vector: list[float] | None = None
     if config.mode != "keyword":
         t = time.perf_counter()
@@ -114,12 +115,15 @@ def query(
     keyword_hits: list[tuple[uuid.UUID, float]] = []
     if vector is not None:
         t = time.perf_counter()
-        vector_hits, how = search.vector_search_pg(version, vector, flt, limit, config, exact=exact)
+        vector_hits, how = search.vector_search_pg(
+            version, vector, flt, vector_limit, config, exact=exact
+        )
         strategy.update(how)
         timings["vector_ms"] = _ms(t)
     if config.mode != "vector":
         t = time.perf_counter()
-        keyword_hits = search.keyword_search_pg(version, text, flt, limit)
+        keyword_hits, how = search.keyword_search_pg(version, text, flt, keyword_limit)
+        strategy.update(how)
         timings["keyword_ms"] = _ms(t)
 
     t = time.perf_counter()
@@ -141,7 +145,7 @@ def query(
     if config.highlights and config.mode != "vector" and items:
         t = time.perf_counter()
         ids = [item.chunk_id for item in items]
-        marks = search.highlights_pg(ids, text)
+        marks = search.highlights_pg(ids, text, version)
         for item in items:
             item.highlights = marks.get(item.chunk_id, [])
         timings["highlight_ms"] = _ms(t)

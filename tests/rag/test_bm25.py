@@ -9,8 +9,10 @@ import random
 import pytest
 
 from rag import bm25, indexing, services
+from rag.errors import InvalidRetrievalConfig
 from rag.filters import MetadataFilter, parse_filters
 from rag.models import Chunk, Document, KeywordIndex, KeywordTerm
+from rag.search import RetrievalConfig
 
 from .embedders import hash_vector
 from .factories import make_endpoint, make_source, push
@@ -136,3 +138,23 @@ def test_the_early_stopped_top_k_equals_the_exhaustive_one(tenant, monkeypatch):
         assert [s for _, s in hits] == pytest.approx([s for _, s in exact], rel=1e-9)
         stopped_early += "rounds" in how
     assert stopped_early >= 10
+
+
+def test_the_endpoints_language_decides_stemming(tenant):
+    simple, _ = _version_with(tenant, TINY, retrieval_config={"language": "simple"})
+    assert names(bm25.search(simple, "cat", MetadataFilter(), 10)[0]) == []
+    assert names(bm25.search(simple, "cats", MetadataFilter(), 10)[0]) == ["d2", "d1", "d3"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"bm25_b": 1.5}, {"bm25_k1": -1}, {"language": "english'; --"}, {"keyword_candidates": 0}],
+)
+def test_retrieval_config_refuses_bad_keyword_settings(config):
+    with pytest.raises(InvalidRetrievalConfig):
+        RetrievalConfig.from_json(config)
+
+
+def test_candidate_depths_default_to_candidates_and_cover_top_k():
+    assert RetrievalConfig(candidates=30).depths(5) == (30, 30)
+    assert RetrievalConfig(keyword_candidates=200, vector_candidates=3).depths(10) == (10, 200)
