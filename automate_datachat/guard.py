@@ -50,6 +50,7 @@ __all__ = [
     "cap_limit",
     "check",
     "check_nodes",
+    "check_uncached",
     "parse_statement",
     "resolve_tables",
     "rewrite_tables",
@@ -84,8 +85,25 @@ def check(
 
     With ``params`` (the names of the values the caller will bind), ``:name`` placeholders
     naming them become Postgres' positional parameters (see :func:`bind_parameters`); without,
-    any placeholder is refused."""
+    any placeholder is refused.
+
+    Accepted results are memoised per (``sql``, definition, parameter names): the layers are a
+    pure function of those and :class:`GuardedSQL` is frozen, so a repeated query (a workflow
+    step, a dashboard refresh) gets the same checked SQL without parsing it again. Refusals
+    are not memoised."""
     definition = dataset if isinstance(dataset, DatasetDefinition) else dataset.definition()
+    names = None if params is None else frozenset(params)
+    try:
+        hash(definition)
+    except TypeError:  # a sample value that is a list or a dict
+        return check_uncached(sql, definition, names)
+    return _memoised_check(sql, definition, names)
+
+
+def check_uncached(
+    sql: str, definition: DatasetDefinition, params: Collection[str] | None = None
+) -> GuardedSQL:
+    """:func:`check` without the memo: every layer, every time."""
     if definition.tenant_id is None:
         raise ValueError("check() needs a dataset bound to a tenant (DatasetDefinition.bind)")
     tree = parse_statement(sql)
@@ -103,6 +121,9 @@ def check(
         row_cap=definition.row_cap,
         parameters=parameters,
     )
+
+
+_memoised_check = functools.lru_cache(maxsize=1024)(check_uncached)
 
 
 # -- layer 1: one plain query ------------------------------------------------------------------

@@ -139,3 +139,35 @@ def test_the_audit_row_carries_the_trace_id_of_the_query(db, shop_tenants, datas
     run_until_idle()
     entry = AuditLog.objects.filter(action="datachat.query").latest("seq")
     assert entry.trace_id == "dc-trace-1"
+
+
+def test_a_query_outside_a_transaction_queues_its_audit_in_one_statement(
+    shop_tenants, dataset_a, django_db_blocker
+):
+    from django.test.utils import CaptureQueriesContext
+
+    from automate_core.outbox.models import OutboxJob
+    from automate_datachat.auditing import AUDIT_JOB
+
+    with django_db_blocker.unblock():
+        assert connection.get_autocommit()
+        try:
+            with CaptureQueriesContext(connection) as queries:
+                services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT 1 AS one")
+            job = OutboxJob.objects.get(kind=AUDIT_JOB)
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                session_setting = cursor.fetchone()[0]
+        finally:
+            OutboxJob.objects.filter(kind=AUDIT_JOB).delete()
+    assert len(queries) == 1
+    assert job.tenant_id == shop_tenants[0].pk and job.payload["data"]["outcome"] == "ok"
+    assert session_setting == "on"
+
+
+def test_a_repeated_query_reuses_the_checked_sql(dataset_a):
+    from automate_datachat import guard
+
+    sql = "SELECT country, count(*) FROM customers GROUP BY country"
+    assert guard.check(sql, dataset_a) is guard.check(sql, dataset_a)
+    assert guard.check(sql, dataset_a) == guard.check_uncached(sql, dataset_a)
