@@ -8,11 +8,13 @@ the SHA-256 of the submitted SQL, the row count, duration, actor and trace id, n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from automate_datachat import asking, auditing, examples, executor, guard
+from automate_core.errors import AutomateError
+from automate_datachat import asking, auditing, charts, examples, executor, guard
 from automate_datachat.asking import Answer, Event
 from automate_datachat.definitions import DatasetDefinition
 from automate_datachat.errors import DatasetNotFound, SQLExecutionFailed, SQLRejected
@@ -31,7 +33,9 @@ __all__ = [
     "add_example",
     "ask",
     "ask_events",
+    "chart_svg",
     "dataset_for",
+    "dataset_for_end_user",
     "run_sql",
 ]
 
@@ -173,3 +177,50 @@ def _actor(actor: Any) -> str:
     if getattr(actor, "is_authenticated", False):
         return f"user:{actor.pk}"
     return str(actor)
+
+
+#: A row filter value ``"$claims.<name>"`` stands for the end user's claim ``<name>``.
+CLAIM_PREFIX = "$claims."
+
+
+class ClaimMissing(AutomateError):
+    status_code = 403
+    code = "datachat_claim_missing"
+    default_message = "This data needs a signed-in visitor with the claims its filters name."
+
+
+def dataset_for_end_user(
+    tenant: Tenant, dataset: Dataset | DatasetDefinition | str, claims: Mapping[str, Any]
+) -> DatasetDefinition:
+    """:func:`dataset_for`, with each row filter value ``"$claims.<name>"`` replaced by the
+    end user's claim ``<name>`` (a string, number or boolean, or a list of them), so a signed
+    visitor only reads their own rows. A claim that is missing or of another type raises
+    :class:`ClaimMissing`. Elsewhere (API, admin, steps) such a filter compares the column
+    with its literal text, so it lets no row through."""
+    definition = dataset_for(tenant, dataset)
+    tables = []
+    for table in definition.tables:
+        filters = []
+        for column, values in table.row_filters:
+            bound: list[Any] = []
+            for value in values:
+                if isinstance(value, str) and value.startswith(CLAIM_PREFIX):
+                    bound.extend(_claim_values(claims, value.removeprefix(CLAIM_PREFIX)))
+                else:
+                    bound.append(value)
+            filters.append((column, tuple(bound)))
+        tables.append(dataclasses.replace(table, row_filters=tuple(filters)))
+    return dataclasses.replace(definition, tables=tuple(tables))
+
+
+def _claim_values(claims: Mapping[str, Any], name: str) -> list[Any]:
+    value = claims.get(name)
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str | int | float | bool) for v in values):
+        raise ClaimMissing(details={"claim": name})
+    return values
+
+
+def chart_svg(spec: dict[str, Any]) -> bytes:
+    """An answer's chart spec rendered on the server as SVG (offline: no URL is fetched)."""
+    return charts.render(spec, format="svg")

@@ -45,10 +45,9 @@ def _validate_origins(value: Any) -> None:
 
 
 class ChatEmbed(UUIDModel, TenantScopedModel, TimeStampedModel):
-    """A chat widget a tenant puts on its pages, answering from one target.
-
-    The target is a RAG endpoint today; :mod:`widgets.targets` turns an embed into what answers,
-    so another kind (a data-chat dataset) adds a field and a target class, not a new API.
+    """A chat widget a tenant puts on its pages, answering from one target: a RAG endpoint or
+    a data-chat dataset (exactly one). :mod:`widgets.targets` turns an embed into what answers,
+    so the endpoints and the widget are the same for every kind.
     """
 
     class IdentityMode(models.TextChoices):
@@ -69,8 +68,16 @@ class ChatEmbed(UUIDModel, TenantScopedModel, TimeStampedModel):
     rag_endpoint = models.ForeignKey(
         "rag.RAGEndpoint",
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
-        help_text="The RAG endpoint that answers.",
+        help_text="The RAG endpoint that answers (or a data-chat dataset).",
+    )
+    dataset = models.SlugField(
+        max_length=100,
+        blank=True,
+        help_text="Or the slug of the data-chat dataset that answers; its row filters may use "
+        'the signed visitor\'s claims ("$claims.customer_id").',
     )
     identity_mode = models.CharField(
         max_length=16, choices=IdentityMode.choices, default=IdentityMode.ANONYMOUS
@@ -105,9 +112,20 @@ class ChatEmbed(UUIDModel, TenantScopedModel, TimeStampedModel):
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "name"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rag_endpoint__isnull=False, dataset="")
+                | (models.Q(rag_endpoint__isnull=True) & ~models.Q(dataset="")),
+                name="widget_embed_one_target",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if (self.rag_endpoint_id is None) == (not self.dataset):
+            raise ValidationError("Choose what answers: a RAG endpoint or a dataset (one).")
 
     @property
     def signed(self) -> bool:
@@ -156,6 +174,9 @@ class WidgetMessage(UUIDModel, TenantScopedModel, TimeStampedModel):
     text = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     citations = models.JSONField(default=list, blank=True)
+    #: A data-chat answer's table (``columns``, ``rows``, ``row_count``, ``truncated``) and
+    #: its chart's Vega-Lite spec (``chart``), rendered to SVG when shown.
+    data = models.JSONField(default=dict, blank=True)
     error = models.JSONField(default=dict, blank=True)
     #: The ``LLMRequest`` of the answer (none when nothing was asked of a model).
     request_id = models.UUIDField(null=True, blank=True)

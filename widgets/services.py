@@ -211,6 +211,7 @@ def _store_answer(
     )
     if reply is not None:
         answer.citations = reply.citations
+        answer.data = reply.data
         answer.request_id = uuid.UUID(reply.request_id) if reply.request_id else None
         answer.input_tokens = reply.input_tokens
         answer.output_tokens = reply.output_tokens

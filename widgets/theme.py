@@ -28,6 +28,8 @@ STRINGS = (
     "network",
     "error",
     "sources",
+    "table",
+    "chart",
     "thumbs_up",
     "thumbs_down",
 )

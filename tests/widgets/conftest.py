@@ -1,4 +1,5 @@
-"""Fixtures of the widget tests: a tenant's RAG endpoint and embeds over it."""
+"""Fixtures of the widget tests: a tenant's RAG endpoint and embeds over it, and the data chat
+shop for data-chat embeds (see :mod:`.datachat`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.automate_datachat.conftest import shop_tenants  # noqa: F401
 from widgets.models import ChatEmbed
 
+from .datachat import my_orders, shop_model, shop_tenant  # noqa: F401
 from .knowledge import PROVIDERS, handbook_endpoint
 
 ORIGIN = "https://shop.example.com"

@@ -16,6 +16,7 @@ from widgets.tokens import mint
 
 from .browser import ARTIFACTS, HostPage, chromium_path
 from .conftest import make_embed
+from .datachat import ORDERS_BY_CUSTOMER, make_datachat_embed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -233,3 +234,20 @@ def test_inline_mode_mounts_the_panel_in_the_page(
     widget.locator("textarea").press("Enter")
     widget.locator(".msg.assistant .actions").wait_for()
     assert "five business days" in widget.locator(".msg.assistant").inner_text()
+
+
+def test_the_data_chat_mode_shows_the_table_and_chart(
+    page, host, asgi_url, shop_tenant, my_orders, shop_model, openai_wire
+):
+    embed = make_datachat_embed(shop_tenant, host.url())
+    openai_wire.script(Reply(output=ORDERS_BY_CUSTOMER))
+    token = mint(embed, "c-3", {"customer": 3}, ttl=600)
+    widget = visit(page, host, asgi_url, embed, extra=identify_script(token))
+    ask(widget, "How many orders do I have?")
+    answer = widget.locator(".msg.assistant").last
+    chart = answer.locator("img.chart")
+    chart.wait_for()
+    assert answer.locator("th").all_inner_texts() == ["customer_id", "orders"]
+    assert answer.locator("tbody td").first.inner_text() == "3"
+    assert chart.evaluate("(img) => img.complete && img.naturalWidth > 0")
+    assert "Your orders, counted." in answer.locator(".body").inner_text()

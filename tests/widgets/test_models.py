@@ -58,3 +58,11 @@ def test_a_full_theme_validates(embed):
         "strings": {"send": "Envoyer"},
     }
     embed.full_clean()
+
+
+@pytest.mark.parametrize("dataset", ["", "my-orders"])
+def test_an_embed_answers_from_exactly_one_target(embed, dataset):
+    embed.rag_endpoint = embed.rag_endpoint if dataset else None
+    embed.dataset = dataset
+    with pytest.raises(ValidationError, match="RAG endpoint or a dataset"):
+        embed.full_clean()

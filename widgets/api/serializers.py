@@ -10,7 +10,7 @@ class WidgetConfigSerializer(serializers.Serializer):
     embed = serializers.CharField(help_text="The publishable key.")
     name = serializers.CharField()
     identity_mode = serializers.CharField(help_text="anonymous or signed.")
-    target = serializers.CharField(help_text="What answers: rag.")
+    target = serializers.CharField(help_text="What answers: rag or datachat.")
     theme = serializers.JSONField()
 
 
@@ -37,6 +37,12 @@ class WidgetMessageSerializer(serializers.Serializer):
     text = serializers.CharField()
     status = serializers.CharField(help_text="complete, stopped or failed.")
     citations = serializers.JSONField()
+    table = serializers.JSONField(
+        allow_null=True, help_text="A data-chat answer's columns, rows, row_count, truncated."
+    )
+    chart = serializers.JSONField(
+        allow_null=True, help_text='A data-chat answer\'s chart: {"image": "data:image/svg+xml…"}.'
+    )
     rating = serializers.CharField(help_text="up, down or empty.")
     created_at = serializers.DateTimeField()
 

@@ -44,7 +44,7 @@ from widgets.api.serializers import (
 from widgets.conf import widget_settings
 from widgets.errors import ConversationNotFound, RateLimited
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
-from widgets.targets import target_for
+from widgets.targets import chart_image, target_for
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
@@ -148,22 +148,36 @@ class ConversationsView(WidgetView):
 
 
 def _message_json(message: WidgetMessage) -> dict[str, Any]:
+    table, chart = _table_and_chart(message.data)
     return {
         "id": str(message.pk),
         "role": message.role,
         "text": message.text,
         "status": message.status,
         "citations": message.citations,
+        "table": table,
+        "chart": chart,
         "rating": message.rating,
         "created_at": message.created_at.isoformat(),
     }
 
 
+def _table_and_chart(data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A data-chat answer's ``table`` event (or None) and ``chart`` event (its image)."""
+    if not data:
+        return None, None
+    table = {key: data[key] for key in ("columns", "rows", "row_count", "truncated")}
+    spec = data.get("chart")
+    return table, ({"image": chart_image(spec)} if spec else None)
+
+
 class MessagesView(WidgetView):
     """``GET``: the conversation's history. ``POST {"text": …}``: ask; the answer streams as
-    Server-Sent Events: ``text`` pieces, then ``citations`` and ``done`` (the stored answer's
-    id and a renewed conversation token), or ``error`` (a NormalizedError) when the model's
-    stream breaks. Refusals before the answer starts are NormalizedError JSON."""
+    Server-Sent Events: ``text`` pieces, then ``citations``, for a data-chat answer ``table``
+    (columns, rows) and ``chart`` (``image``: a ``data:`` URL of the server-rendered SVG), and
+    ``done`` (the stored answer's id and a renewed conversation token), or ``error`` (a
+    NormalizedError) when the model's stream breaks. Refusals before the answer starts are
+    NormalizedError JSON."""
 
     @extend_schema(operation_id="widget_history", responses={200: WidgetHistorySerializer})
     def get(self, request: Request, pk: str, conversation: Any) -> Response:
@@ -224,6 +238,11 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
             token, expires_in = services.renew_token(conversation)
         stored = True
         yield encode_event("citations", {"citations": reply.citations})
+        table, chart = _table_and_chart(reply.data)
+        if table is not None:
+            yield encode_event("table", table)
+        if chart is not None:
+            yield encode_event("chart", chart)
         yield encode_event(
             "done",
             {

@@ -8,6 +8,8 @@ const COLOR = /^(#[0-9a-fA-F]{3,8}|(rgb|hsl)a?\([0-9., %/-]{1,60}\)|[a-zA-Z]{3,2
 const CHAT_ICON =
   "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z";
 const CLOSE_ICON = "M6 6l12 12M18 6L6 18";
+// Only a server-rendered SVG as a data: URL is shown as a chart (an <img> runs no script).
+const CHART_URL = /^data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+$/;
 
 function el(tag, attributes = {}, text) {
   const node = document.createElement(tag);
@@ -243,6 +245,35 @@ export class Panel {
     node.append(list);
   }
 
+  /** A data-chat answer's rows, as text cells. */
+  addTable(node, table) {
+    if (!table || !Array.isArray(table.columns)) return;
+    const wrap = el("div", { class: "table", tabindex: "0", role: "region" });
+    wrap.setAttribute("aria-label", this.strings.table);
+    const grid = el("table");
+    const head = el("tr");
+    for (const name of table.columns) head.append(el("th", { scope: "col" }, String(name)));
+    grid.append(el("thead"), el("tbody"));
+    grid.tHead.append(head);
+    for (const row of table.rows || []) {
+      const line = el("tr");
+      for (const value of row) line.append(el("td", {}, value === null ? "" : String(value)));
+      grid.tBodies[0].append(line);
+    }
+    wrap.append(grid);
+    node.classList.add("wide");
+    node.append(wrap);
+    if (table.truncated) {
+      const shown = (table.rows || []).length;
+      node.append(el("p", { class: "more" }, `${shown} / ${table.row_count}`));
+    }
+  }
+
+  addChart(node, chart) {
+    if (!chart || !CHART_URL.test(chart.image || "")) return;
+    node.append(el("img", { class: "chart", src: chart.image, alt: this.strings.chart }));
+  }
+
   addFeedback(node, messageId) {
     const actions = el("div", { class: "actions", role: "group" });
     for (const [rating, label] of [
@@ -286,6 +317,8 @@ export class Panel {
     if (message.role === "assistant") {
       this.fill(body, message.text, message.citations || []);
       this.addSources(node, message.citations || []);
+      this.addTable(node, message.table);
+      this.addChart(node, message.chart);
       if (message.status === "complete") this.addFeedback(node, message.id);
     }
   }
@@ -313,6 +346,8 @@ export class Panel {
     this.setBusy(new AbortController());
     let received = "";
     let citations = [];
+    let table = null;
+    let chart = null;
     let frame = 0;
     const paint = () => {
       frame = 0;
@@ -327,10 +362,16 @@ export class Panel {
           if (!frame) frame = requestAnimationFrame(paint);
         } else if (name === "citations") {
           citations = data.citations || [];
+        } else if (name === "table") {
+          table = data;
+        } else if (name === "chart") {
+          chart = data;
         } else if (name === "done") {
           body.classList.remove("typing");
           paint();
           this.addSources(node, citations);
+          this.addTable(node, table);
+          this.addChart(node, chart);
           this.addFeedback(node, data.message);
           this.emit("answer", { message: data.message, text: received });
         } else if (name === "error") {

@@ -13,6 +13,8 @@ export const STRINGS = {
   error: "Something went wrong. Please try again.",
   identity: "Please sign in to chat.",
   sources: "Sources",
+  table: "Result table",
+  chart: "Chart of the result",
   thumbs_up: "Helpful",
   thumbs_down: "Not helpful",
   stopped: "Stopped.",

@@ -31,6 +31,13 @@ button{font:inherit;color:inherit}
 .cite{font-size:11px;vertical-align:super;text-decoration:none;margin:0 1px}
 .sources{margin:8px 0 0;padding:8px 0 0 18px;border-top:1px solid var(--ac-border);font-size:12.5px}
 .sources li{margin:2px 0}.sources .snippet{display:block;color:var(--ac-muted)}
+.msg.wide{max-width:100%}
+.table{margin-top:8px;max-height:220px;overflow:auto;border:1px solid var(--ac-border);border-radius:8px}
+.table table{border-collapse:collapse;width:100%;font-size:12.5px}
+.table th,.table td{padding:4px 8px;text-align:left;border-bottom:1px solid var(--ac-border);white-space:nowrap}
+.table th{position:sticky;top:0;background:var(--ac-bubble);font-weight:600}
+.more{margin:4px 0 0;font-size:12px;color:var(--ac-muted)}
+.chart{display:block;max-width:100%;height:auto;margin-top:8px;border-radius:8px;background:#fff}
 .actions{display:flex;gap:4px;margin-top:6px}
 .actions button{background:none;border:1px solid var(--ac-border);border-radius:6px;padding:2px 8px;cursor:pointer;font-size:12px}
 .actions button[aria-pressed=true]{background:var(--ac-accent);color:var(--ac-accent-text);border-color:var(--ac-accent)}
