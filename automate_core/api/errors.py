@@ -94,20 +94,24 @@ def _api_exception_response(exc: exceptions.APIException) -> Response:
     return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
+#: Paths whose every answer, errors included, is JSON: the API and the widget's endpoints.
+JSON_PATHS = ("/api/", "/widgets/v1/")
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(JSON_PATHS)
 
 
 def json_404_or_html(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """URL-level 404: NormalizedError under /api/, Django's page elsewhere."""
-    if _wants_json(request):
+    """URL-level 404: NormalizedError under the JSON paths, Django's page elsewhere."""
+    if wants_json(request):
         return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def json_500_or_html(request: HttpRequest) -> HttpResponse:
     """Errors that escape the API views (middleware, URL resolution) still answer in shape."""
-    if _wants_json(request):
+    if wants_json(request):
         body = error_body(
             "internal_error", "An unexpected error occurred. Quote the trace_id to support."
         )

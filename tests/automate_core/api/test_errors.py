@@ -66,6 +66,26 @@ def test_unknown_api_path_is_a_json_404():
     assert_normalized(APIClient().get("/api/v1/no-such-thing"), 404, "not_found")
 
 
+def test_unknown_widget_path_is_a_json_404():
+    response = APIClient().get("/widgets/v1/0/conversations/not-a-uuid/messages")
+    assert_normalized(response, 404, "not_found")
+
+
+def test_a_nul_character_in_a_query_value_is_invalid_input(api_client):
+    response = api_client.get("/api/v1/executions", {"workflow": "a\x00b"})
+    assert_normalized(response, 400, "invalid_input")
+
+
+def test_a_nul_character_in_a_path_is_invalid_input(api_client):
+    assert_normalized(api_client.get("/api/v1/automations/a%00b"), 400, "invalid_input")
+
+
+def test_a_related_slug_with_a_nul_character_is_a_validation_error(api_client):
+    body = {"name": "t", "event_type": "order.paid", "automation": "a\x00b"}
+    response = api_client.post("/api/v1/triggers", body, format="json")
+    assert set(assert_normalized(response, 400, "validation_error")["details"]) == {"automation"}
+
+
 def test_wrong_method_is_405(api_client):
     assert_normalized(api_client.put("/api/v1/tenant", {}), 405, "method_not_allowed")
 
