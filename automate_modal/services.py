@@ -11,15 +11,19 @@ Guarantees:
   that commit; called outside a transaction, ``spawn_job`` commits the intent and spawns at once.
   A spawn and the record of its call id commit together, so a crash between them leaves an
   attempt with an intent and no call id: the orphan check finds it ``ORPHAN_AFTER_SECONDS`` after
-  the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. The orphan may
-  still report its output through its callback, before or after that, and while the job has no
-  result that output is the job's. So a crash costs at most one extra spawn, and every job
-  still ends with exactly one recorded result.
+  the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. The orphan
+  itself cannot be cancelled or polled (Modal looks calls up by id only, and its id was never
+  recorded): it runs until it returns or reaches the endpoint's timeout, which Modal enforces.
+  It may still report through its callback, before or after that check: while the job has no
+  result, an output it reports is the job's (the attempt in its place is cancelled) and its
+  seconds are charged; any other report of it is refused. So a crash costs at most one extra
+  spawn, and every job still ends with exactly one recorded result.
 * A job ends once: :func:`complete_job` (the completion callback) and :func:`reconcile` (the
   poll) lock the job's row and act only on the current attempt while it has no outcome, so a
   late or replayed report changes nothing.
 * Every attempt that ran is charged the seconds it ran at its GPU's price (settling its hold),
-  whatever its outcome. An ``oom`` or ``preempted`` attempt is retried on the next GPU of the
+  whatever its outcome; a lost orphan only if its output is adopted (else its seconds are
+  unknown). An ``oom`` or ``preempted`` attempt is retried on the next GPU of the
   endpoint's ladder (``gpu`` then ``gpu_fallbacks``); ``transient`` ones on the same GPU after
   a backoff; both within ``1 + max_retries`` attempts (``lost`` ones are not counted). A call
   still running past the endpoint's timeout (plus ``TIMEOUT_GRACE_SECONDS``) is cancelled and
@@ -207,7 +211,9 @@ def intend(job_id: uuid.UUID | str, attempt: int) -> int | None:
         if wait > 0:
             _enqueue_spawn(job, attempt, wait)
             return None
-        metering.release(current.pop("hold", None))
+        # Released, and kept: should the orphan's output still be adopted, settling the
+        # released hold charges the budgets its seconds (a late settle still charges).
+        metering.release(current.get("hold"))
         current.update(
             outcome="lost",
             ended=timezone.now().isoformat(),
@@ -350,8 +356,9 @@ def _is_lost(job: ModalJob, attempt: int) -> bool:
 
 def _adopt_lost_output(job: ModalJob, attempt: int, outcome: Done) -> None:
     """The orphan of a lost attempt reported its output after all: it is the job's result,
-    and the attempt running in its place is cancelled. The orphan's seconds (from its intent)
-    are on the job's cost; its hold was released, so the budgets are not charged for them."""
+    and the attempt running in its place is cancelled. The orphan's seconds (from its intent,
+    its start being unknown) are charged to the job and, through its released hold, to the
+    budgets."""
     current = job.attempts[-1]
     if current.get("outcome") is None:
         if current["function_call_id"]:

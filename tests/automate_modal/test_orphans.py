@@ -8,6 +8,7 @@ transaction that would have recorded it rolls back.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.db.models import F
@@ -120,6 +121,19 @@ def test_a_lost_orphans_late_output_is_the_result_and_the_respawn_is_cancelled(c
     assert job.output == "late"
     assert [a["outcome"] for a in job.attempts] == ["succeeded", "cancelled"]
     assert cloud.spawned[1].cancelled
+
+
+def test_an_adopted_orphans_seconds_are_charged_to_the_budgets(cloud, endpoint, tenant):
+    budget = Budget.objects.create(
+        tenant=tenant, scope_type="tenant", scope_id=str(tenant.pk), period="total", limit_cost=5
+    )
+    job = orphaned_and_respawned(cloud, endpoint)
+    report(cloud.spawned[0], {"output": "late"})
+    job = fresh(job)
+    budget.refresh_from_db()
+    assert Decimal(job.attempts[0]["cost"]) > 0
+    assert budget.spent_cost == job.cost == sum(Decimal(a["cost"]) for a in job.attempts)
+    assert budget.reserved_cost == 0
 
 
 def test_a_lost_orphans_late_failure_is_refused(cloud, endpoint):
