@@ -275,3 +275,138 @@ def evaluate(
         else 0.0,
         per_query=per_query,
     )
+
+
+# -- the fusion sweep ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FusionSetting:
+    """One grid point of :func:`sweep`: RRF's k, the two weights, and the candidates taken from
+    each side (the ``retrieval_config`` keys of the same names)."""
+
+    rrf_k: int
+    vector_weight: float
+    keyword_weight: float
+    candidates: int
+
+    def config(self) -> RetrievalConfig:
+        return RetrievalConfig.model_validate(
+            {
+                "rrf_k": self.rrf_k,
+                "vector_weight": self.vector_weight,
+                "keyword_weight": self.keyword_weight,
+                "candidates": self.candidates,
+            }
+        )
+
+    @property
+    def label(self) -> str:
+        return (
+            f"hybrid rrf_k={self.rrf_k} vector={self.vector_weight:g} "
+            f"keyword={self.keyword_weight:g} candidates={self.candidates}"
+        )
+
+
+def fusion_grid(
+    rrf_ks: Sequence[int] = (10, 60),
+    weights: Sequence[tuple[float, float]] = ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0)),
+    candidates: Sequence[int] = (20, 100),
+) -> list[FusionSetting]:
+    return [FusionSetting(k, v, w, c) for k in rrf_ks for v, w in weights for c in candidates]
+
+
+@dataclass
+class SweepRow:
+    label: str
+    ndcg_at_10: float
+    setting: FusionSetting | None = None
+
+
+def _documents(chunk_hits: Sequence[Any], external: Mapping[Any, str]) -> list[str]:
+    """Chunks folded into documents by their best rank."""
+    return list(dict.fromkeys(external[c] for c in chunk_hits if c in external))
+
+
+def _rrf(*rankings: Sequence[str], k: int = 60) -> list[str]:
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1 / (k + rank)
+    return sorted(scores, key=lambda d: (-scores[d], d))
+
+
+def _okapi_tokens(text: str) -> list[str]:
+    """Plain lower-cased words: the off-the-shelf baseline, with no stemming or stop words."""
+    import re
+
+    return re.findall(r"\w+", text.lower())
+
+
+def sweep(
+    endpoint: RAGEndpoint,
+    dataset: BeirDataset,
+    grid: Sequence[FusionSetting],
+    *,
+    limit: int | None = None,
+    tick: Tick | None = None,
+) -> list[SweepRow]:
+    """nDCG@10 (linear gain, as BEIR) of every fusion setting of ``grid`` on the endpoint's live
+    version, then of the vector side alone, our BM25 alone, rank_bm25's BM25Okapi over the
+    corpus, and a plain RRF (k 60, equal weights) of the vector side and BM25Okapi.
+
+    Each query is embedded and searched once at the deepest candidates of the grid; every
+    setting fuses prefixes of those two rankings, exactly as :func:`rag.services.query` would
+    with that ``retrieval_config``. Chunks are folded into documents by their best rank.
+    """
+    from rank_bm25 import BM25Okapi
+
+    endpoint.refresh_from_db()
+    version = endpoint.live_version
+    if version is None:
+        raise services.IndexNotReady(details={"endpoint": endpoint.slug})
+    external = dict(version.chunks.values_list("pk", "document__external_id"))
+    corpus_ids, corpus_tokens = [], []
+    for entry in dataset.corpus():
+        corpus_ids.append(str(entry["_id"]))
+        title, text = entry.get("title") or "", entry.get("text") or ""
+        corpus_tokens.append(_okapi_tokens(f"{title} {text}"))
+    okapi = BM25Okapi(corpus_tokens)
+
+    depth = max([s.candidates for s in grid] + [100])
+    base = RetrievalConfig.from_json(endpoint.retrieval_config)
+    judged = [q for q in dataset.queries if q in dataset.qrels]
+    if limit is not None:
+        judged = judged[:limit]
+    totals: dict[str, float] = {}
+    for query_id in judged:
+        text, judgments = dataset.queries[query_id], dataset.qrels[query_id]
+        vector = version.embedding_model.embed(text)
+        vector_hits, _ = search.vector_search_pg(version, vector, MetadataFilter(), depth, base)
+        keyword_hits, _ = search.keyword_search_pg(version, text, MetadataFilter(), depth)
+        scores = okapi.get_scores(_okapi_tokens(text))
+        best = sorted(range(len(corpus_ids)), key=lambda i: (-scores[i], corpus_ids[i]))[:depth]
+        okapi_ranking = [corpus_ids[i] for i in best if scores[i] > 0]
+        vector_docs = _documents([c for c, _ in vector_hits], external)
+        rankings: dict[str, list[str]] = {}
+        for setting in grid:
+            fused = search.fuse(
+                vector_hits[: setting.candidates],
+                keyword_hits[: setting.candidates],
+                setting.config(),
+            )
+            rankings[setting.label] = _documents([c.chunk_id for c in fused], external)
+        rankings["vector only"] = vector_docs
+        rankings["keyword only (BM25)"] = _documents([c for c, _ in keyword_hits], external)
+        rankings["rank_bm25 BM25Okapi"] = okapi_ranking
+        rankings["RRF of vector + BM25Okapi"] = _rrf(vector_docs, okapi_ranking)
+        for label, ranked in rankings.items():
+            totals[label] = totals.get(label, 0.0) + ndcg_at(ranked, judgments, 10)
+        if tick:
+            tick(1)
+    count = max(1, len(judged))
+    settings = {s.label: s for s in grid}
+    return [
+        SweepRow(label, round(total / count, 4), settings.get(label))
+        for label, total in totals.items()
+    ]

@@ -4,6 +4,11 @@ The corpus is stored as documents of an ``api`` source in the evaluation tenant 
 a second run re-embeds nothing that did not change), indexed through the same build as any
 endpoint, and every judged query goes through the endpoint's query service. Prints nDCG@10,
 recall@100, MRR@10, HNSW recall@10 against exact search, and query latency.
+
+``--sweep`` prints nDCG@10 of a grid of fusion settings (RRF k, vector and keyword weights,
+candidates per side) beside the vector side alone, BM25 alone, rank_bm25's BM25Okapi and a
+plain RRF of the vector side and BM25Okapi (:func:`rag.evaluation.sweep`), so an operator picks
+``retrieval_config`` from evidence.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ class Command(DatabaseCommand):
         parser.add_argument("--limit", type=int, help="evaluate the first N judged queries")
         parser.add_argument("--rebuild", action="store_true", help="build a new index version")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+        parser.add_argument(
+            "--sweep", action="store_true", help="print nDCG@10 of a grid of fusion settings"
+        )
+        parser.add_argument("--rrf-k", default="10,60", help="sweep: RRF k values")
+        parser.add_argument(
+            "--weights", default="1:1,1:0.5,0.5:1", help="sweep: vector:keyword weight pairs"
+        )
+        parser.add_argument("--candidates", default="20,100", help="sweep: candidates per side")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -46,7 +59,25 @@ class Command(DatabaseCommand):
     def _bar(self, total: int | None, desc: str, unit: str) -> tqdm[Any]:
         return tqdm(total=total, desc=desc, unit=unit, file=self.stderr, mininterval=0.5)
 
+    @staticmethod
+    def _grid(options: dict[str, Any]) -> list[evaluation.FusionSetting]:
+        try:
+            grid = evaluation.fusion_grid(
+                rrf_ks=[int(k) for k in options["rrf_k"].split(",")],
+                weights=[
+                    (float(v), float(w))
+                    for v, w in (pair.split(":") for pair in options["weights"].split(","))
+                ],
+                candidates=[int(c) for c in options["candidates"].split(",")],
+            )
+            for setting in grid:
+                setting.config()  # in the ranges retrieval_config accepts
+        except ValueError as exc:  # pydantic's ValidationError is one
+            raise CommandError(f"bad sweep grid: {exc}") from exc
+        return grid
+
     def _handle(self, options: dict[str, Any]) -> None:
+        grid = self._grid(options) if options["sweep"] else []
         dataset = evaluation.load_beir(options["directory"], options["split"])
         name = options["name"] or options["directory"].resolve().name.lower()
         tenant, _ = Tenant.objects.get_or_create(
@@ -74,9 +105,22 @@ class Command(DatabaseCommand):
         finally:
             progress.close()
 
-        with self._bar(
-            min(len(dataset.qrels), options["limit"] or len(dataset.qrels)), "queries", "q"
-        ) as bar:
+        queries = min(len(dataset.qrels), options["limit"] or len(dataset.qrels))
+        if options["sweep"]:
+            with self._bar(queries, "queries", "q") as bar:
+                table = evaluation.sweep(
+                    endpoint, dataset, grid, limit=options["limit"], tick=bar.update
+                )
+            self.stdout.write(
+                f"{dataset.root.name}: {documents} corpus documents, {queries} queries, "
+                f"nDCG@10 ({options['provider']} vectors)"
+            )
+            width = max(len(row.label) for row in table)
+            for row in table:
+                self.stdout.write(f"  {row.label:<{width}}  {row.ndcg_at_10:.4f}")
+            return
+
+        with self._bar(queries, "queries", "q") as bar:
             report = evaluation.evaluate(
                 endpoint, dataset, top_k=options["top_k"], limit=options["limit"], tick=bar.update
             )
