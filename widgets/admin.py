@@ -1,22 +1,31 @@
-"""Admin of embeds (with the snippet to copy), their conversations and the feedback on answers.
+"""Admin of embeds (with the snippet to copy and a live preview), their conversations and the
+feedback on answers.
 
 Every change to an embed is audited; rotating an embed's signing key invalidates the end-user
-and conversation tokens issued before.
+and conversation tokens issued before. The preview is a page of the admin that loads the real
+``embed.js`` with a short-lived preview token bound to the embed and the admin's origin: the
+embed answers that page, and the origin stays closed to everyone else.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from automate_core.admin_base import TenantScopedAdmin
+from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
+from widgets import tokens
+from widgets.conf import widget_settings
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
-from widgets.snippet import inline_snippet, install_snippet
+from widgets.snippet import SCRIPT_PATH, inline_snippet, install_snippet
 
 
 @admin.register(ChatEmbed)
@@ -41,6 +50,56 @@ class ChatEmbedAdmin(TenantScopedAdmin):
             extra_context["install_snippet"] = install_snippet(embed, base)
             extra_context["inline_snippet"] = inline_snippet(embed, base)
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        preview = path(
+            "<path:object_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="widgets_chatembed_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The embed running on a page of the admin, as a visitor sees it; for a signed embed
+        the visitor is ``preview:<staff user>`` with the claims given in ``?claims=``."""
+        embed = self.get_object(request, object_id)
+        if embed is None or not self.has_change_permission(request, embed):
+            raise Http404
+        origin = request.build_absolute_uri("/").rstrip("/")
+        staff = f"user:{request.user.pk}"
+        claims_text = request.GET.get("claims", "")
+        identity = None
+        if embed.signed:
+            try:
+                claims = json.loads(claims_text or "{}")
+                if not isinstance(claims, dict):
+                    raise InvalidInputError("claims are a JSON object")
+                identity = tokens.mint(
+                    embed,
+                    f"preview:{request.user.pk}",
+                    claims,
+                    ttl=int(widget_settings.PREVIEW_TOKEN_SECONDS),
+                )
+            except (ValueError, InvalidInputError) as exc:
+                self.message_user(request, f"Claims not used: {exc}", messages.WARNING)
+        audit.record(
+            "widgets.embed.preview",
+            actor=audit.actor_for_request(request),
+            tenant=embed.tenant,
+            target=f"widgets.embed:{embed.pk}",
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": embed,
+            "title": f"Preview of {embed}",
+            "embed": embed,
+            "script_src": origin + SCRIPT_PATH,
+            "preview_token": tokens.issue_preview_token(embed, origin=origin, staff=staff),
+            "identity": identity,
+            "claims": claims_text,
+        }
+        return TemplateResponse(request, "admin/widgets/chatembed/preview.html", context)
 
     def save_model(self, request: HttpRequest, obj: ChatEmbed, form: Any, change: bool) -> None:
         with transaction.atomic():

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from automate_core.governance import budgets, ratelimit
 from automate_core.governance.models import Budget
+from widgets import tokens
 from widgets.errors import DailyCapReached, OriginNotAllowed, QuotaExceeded, RateLimited
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
 from widgets.origins import normalize_origin, origin_allowed
@@ -27,6 +28,15 @@ def check_origin(embed: ChatEmbed, origin: str | None) -> str:
     canonical = normalize_origin(origin)
     assert canonical is not None  # it matched a pattern
     return canonical
+
+
+def check_preview_origin(embed: ChatEmbed, token: str, origin: str | None) -> str:
+    """The admin origin of a valid preview ``token``, if the request comes from it (the
+    embed's allowed origins do not matter then); :class:`OriginNotAllowed` otherwise."""
+    allowed = tokens.read_preview_token(embed, token)
+    if origin is None or normalize_origin(origin) != allowed:
+        raise OriginNotAllowed(details={"origin": origin or ""})
+    return allowed
 
 
 def _hit(embed: ChatEmbed, kind: str, identity: str, rate: str) -> None:

@@ -17,6 +17,8 @@ widget_settings = AppSettings(
         "MAX_MESSAGE_CHARS": 4000,
         # Messages a history request returns (the latest ones).
         "HISTORY_LIMIT": 100,
+        # Lifetime of the admin's preview token (the preview page works that long).
+        "PREVIEW_TOKEN_SECONDS": 900,
         # Rows of a data-chat answer's table sent to (and stored for) the widget.
         "TABLE_ROWS": 50,
         # Seconds a browser may cache a preflight answer.

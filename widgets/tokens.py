@@ -14,7 +14,10 @@ so that is the worst a rotation costs a visitor.
 * A **conversation token** is what the widget sends with every later request: it binds the
   conversation, the embed, the origin it was started from and the end user.
 
-The two have different audiences and keys, so neither can stand in for the other.
+* A **preview token** lets the admin's own page run the embed (the live preview): it binds
+  the embed and the admin's origin, and only requests that carry it are answered from there.
+
+The three have different audiences and keys, so none can stand in for another.
 """
 
 from __future__ import annotations
@@ -34,11 +37,19 @@ from widgets.conf import widget_settings
 from widgets.errors import InvalidToken, TokenExpired, TokenReplayed
 from widgets.models import ChatEmbed, UsedTokenId
 
-__all__ = ["ConversationClaims", "EndUser", "mint", "read_conversation_token"]
+__all__ = [
+    "ConversationClaims",
+    "EndUser",
+    "issue_preview_token",
+    "mint",
+    "read_conversation_token",
+    "read_preview_token",
+]
 
 ALGORITHM = "HS256"
 END_USER_AUDIENCE = "automate-widget:end-user"
 CONVERSATION_AUDIENCE = "automate-widget:conversation"
+PREVIEW_AUDIENCE = "automate-widget:preview"
 #: Claims the platform sets; a host's extra claims may not use these names.
 RESERVED_CLAIMS = frozenset({"sub", "embed", "exp", "iat", "nbf", "jti", "aud", "iss", "conv"})
 MAX_END_USER_ID = 150
@@ -192,3 +203,29 @@ def read_conversation_token(embed: ChatEmbed, token: Any, *, origin: str) -> Con
     except ValueError as exc:
         raise InvalidToken() from exc
     return ConversationClaims(conversation_id, payload["sub"], origin)
+
+
+def issue_preview_token(embed: ChatEmbed, *, origin: str, staff: str) -> str:
+    """A preview token for the admin page at ``origin`` (the admin's own), issued to ``staff``
+    for ``PREVIEW_TOKEN_SECONDS``. It opens the embed to that origin only for requests that
+    carry it, never to the origin's other visitors."""
+    now = int(timezone.now().timestamp())
+    payload = {
+        "sub": staff,
+        "embed": embed.publishable_key,
+        "origin": origin,
+        "aud": PREVIEW_AUDIENCE,
+        "iat": now,
+        "exp": now + int(widget_settings.PREVIEW_TOKEN_SECONDS),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, signing_key(embed, "preview"), algorithm=ALGORITHM)
+
+
+def read_preview_token(embed: ChatEmbed, token: Any) -> str:
+    """The origin a valid preview token of ``embed`` was issued for."""
+    payload = _decode(token, embed, "preview", PREVIEW_AUDIENCE)
+    origin = payload.get("origin")
+    if not isinstance(origin, str):
+        raise InvalidToken()
+    return origin

@@ -2,7 +2,9 @@
 
 Every ``/widgets/v1/<pk>/`` request is checked in this order before its handler runs: the embed
 (active), the ``Origin`` header against its allowed origins (else 403 ``origin_not_allowed``,
-with no CORS headers, so the page cannot read any answer), and the per-address rate limit.
+with no CORS headers, so the page cannot read any answer), and the per-address rate limit. A
+request of the admin's live preview carries a preview token (``X-Automate-Preview``) instead,
+and is answered only from the admin origin that token names.
 CORS headers go only to allowed origins; preflights (``OPTIONS``) are answered here. After the
 conversation is started, requests carry its token (``Authorization: Bearer``), bound to the
 embed and the origin. Errors are NormalizedError JSON, whatever ``Accept`` says.
@@ -13,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -23,7 +24,14 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
-from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
+from automate_core.api.sse import (
+    TEXT_PIECE,
+    Events,
+    EventStream,
+    JSONWhateverAccepted,
+    StreamEvents,
+    encode_event,
+)
 from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
 from automate_core.tenancy.models import APIKey
@@ -49,6 +57,16 @@ from widgets.targets import chart_image, target_for
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type"
 EXPOSED_HEADERS = "Retry-After, X-Trace-Id"
+PREVIEW_HEADER = "X-Automate-Preview"
+
+
+def _page_origin(request: Request) -> str | None:
+    """The calling page's origin: the ``Origin`` header, or this server's own origin for a
+    same-origin request a browser sent without one (a GET; ``Sec-Fetch-Site`` says so)."""
+    origin = request.headers.get("Origin")
+    if origin is None and request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return f"{request.scheme}://{request.get_host()}"
+    return origin
 
 
 def _bearer(request: Request) -> str | None:
@@ -70,7 +88,11 @@ class WidgetView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         self.embed = services.get_embed(kwargs["pk"])
-        self.origin = admission.check_origin(self.embed, request.headers.get("Origin"))
+        preview = request.headers.get(PREVIEW_HEADER)
+        if preview is not None:
+            self.origin = admission.check_preview_origin(self.embed, preview, _page_origin(request))
+        else:
+            self.origin = admission.check_origin(self.embed, request.headers.get("Origin"))
         if request.method != "OPTIONS":
             address = BaseThrottle().get_ident(request)
             admission.check_address_rate(self.embed, address or "unknown")
@@ -93,7 +115,7 @@ class WidgetView(APIView):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Vary"] = "Origin"
         if self.origin is not None:
-            response["Access-Control-Allow-Origin"] = request.headers["Origin"]
+            response["Access-Control-Allow-Origin"] = request.headers.get("Origin", self.origin)
             response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         return response
 
@@ -171,6 +193,46 @@ def _table_and_chart(data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[
     return table, ({"image": chart_image(spec)} if spec else None)
 
 
+#: The events of an answer (see :class:`MessagesView`), for the OpenAPI schema.
+ANSWER_EVENTS = StreamEvents(
+    "WidgetAsk",
+    {
+        "text": TEXT_PIECE,
+        "citations": {
+            "type": "object",
+            "properties": {"citations": {"type": "array", "items": {"type": "object"}}},
+            "required": ["citations"],
+        },
+        "table": {
+            "type": "object",
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "rows": {"type": "array", "items": {"type": "array", "items": {}}},
+                "row_count": {"type": "integer"},
+                "truncated": {"type": "boolean"},
+            },
+            "required": ["columns", "rows", "row_count", "truncated"],
+        },
+        "chart": {
+            "type": "object",
+            "properties": {"image": {"type": "string", "description": "A data: URL (SVG)."}},
+            "required": ["image"],
+        },
+        "done": {
+            "type": "object",
+            "properties": {
+                "message": {"type": "string", "format": "uuid"},
+                "outcome": {"type": "string"},
+                "token": {"type": "string", "description": "The renewed conversation token."},
+                "expires_in": {"type": "integer"},
+                "trace_id": {"type": "string"},
+            },
+            "required": ["message", "outcome", "token", "expires_in", "trace_id"],
+        },
+    },
+)
+
+
 class MessagesView(WidgetView):
     """``GET``: the conversation's history. ``POST {"text": …}``: ask; the answer streams as
     Server-Sent Events: ``text`` pieces, then ``citations``, for a data-chat answer ``table``
@@ -188,7 +250,7 @@ class MessagesView(WidgetView):
         operation_id="widget_ask",
         request=WidgetQuestionSerializer,
         responses={
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            **ANSWER_EVENTS.responses(),
             402: OpenApiResponse(description="The end user's quota is spent."),
             429: OpenApiResponse(description="A rate limit or the daily cap; see Retry-After."),
         },

@@ -11,8 +11,9 @@ export class ApiError extends Error {
 }
 
 export class Client {
-  constructor(base, key) {
+  constructor(base, key, preview) {
     this.base = base;
+    this.preview = preview; // the admin's live preview token, if any
     this.root = `${base}/widgets/v1/${encodeURIComponent(key)}`;
     this.key = key;
     this.session = null; // {conversation, token, identity}
@@ -38,6 +39,7 @@ export class Client {
     const headers = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (auth && this.session) headers.Authorization = `Bearer ${this.session.token}`;
+    if (this.preview) headers["X-Automate-Preview"] = this.preview;
     let response;
     try {
       response = await fetch(`${this.root}/${path}`, {

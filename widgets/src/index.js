@@ -19,7 +19,8 @@ function start() {
   const mount = mountSelector ? document.querySelector(mountSelector) : null;
   const host = document.createElement("automate-chat");
   (mount || document.body).append(host);
-  const panel = new Panel(host, new Client(base, key), { inline: Boolean(mount) });
+  const client = new Client(base, key, script.dataset.preview);
+  const panel = new Panel(host, client, { inline: Boolean(mount) });
   const queued = (window.AutomateChat && window.AutomateChat.q) || [];
   const api = {
     identify: (token) => panel.identify(token),
