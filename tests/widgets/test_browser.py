@@ -251,3 +251,33 @@ def test_the_data_chat_mode_shows_the_table_and_chart(
     assert answer.locator("tbody td").first.inner_text() == "3"
     assert chart.evaluate("(img) => img.complete && img.naturalWidth > 0")
     assert "Your orders, counted." in answer.locator(".body").inner_text()
+
+
+def test_the_admin_preview_runs_full_screen_on_a_phone(
+    browser, asgi_url, endpoint, model, openai_wire
+):
+    """The live preview (the admin's origin is not allowed: only its preview token opens it),
+    at a phone's size: the panel fills the screen, the launcher hides while it is open."""
+    from django.contrib.auth import get_user_model
+
+    embed = make_embed(endpoint, allowed_origins=["https://shop.example.com"])
+    get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    openai_wire.script(Reply(text=ANSWER))
+    context = browser.new_context(viewport={"width": 390, "height": 760}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{asgi_url}/admin/login/?next=/admin/widgets/chatembed/{embed.pk}/preview/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "pw")
+    page.click("[type=submit]")
+    widget = page.locator("automate-chat")
+    ask(widget)
+    widget.locator(".msg.assistant .actions").wait_for()
+    box = widget.locator("[role=dialog]").bounding_box()
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 390, 760)
+    assert widget.locator("button.launcher").is_hidden()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test_the_admin_preview_on_a_phone.png"))
+    widget.locator("header button.icon").click()
+    assert widget.locator("[role=dialog]").is_hidden()
+    assert widget.locator("button.launcher").is_visible()
+    context.close()

@@ -160,6 +160,7 @@ export class Panel {
   open() {
     if (this.inline || this.isOpen()) return;
     this.panel.hidden = false;
+    this.frame.classList.add("open");
     this.launcher.setAttribute("aria-expanded", "true");
     this.input.focus();
     this.emit("open");
@@ -168,6 +169,7 @@ export class Panel {
   close() {
     if (this.inline || !this.isOpen()) return;
     this.panel.hidden = true;
+    this.frame.classList.remove("open");
     this.launcher.setAttribute("aria-expanded", "false");
     this.launcher.focus();
     this.emit("close");

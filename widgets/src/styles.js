@@ -50,6 +50,7 @@ textarea:focus-visible,button:focus-visible,a:focus-visible{outline:2px solid va
 .send:disabled{opacity:.5;cursor:default}
 .typing::after{content:"▍";animation:ac-blink 1s steps(2) infinite}
 @keyframes ac-blink{50%{opacity:0}}
-@media (max-width:480px){.bubble .panel{inset:0;width:100vw;max-width:none;height:100%;max-height:none;border-radius:0}}
+@media (max-width:480px){.bubble .panel{inset:0;width:100vw;max-width:none;height:100%;max-height:none;border-radius:0}
+.bubble.open .launcher{display:none}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
 `;
