@@ -58,15 +58,52 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
 _SSE_READ_TIMEOUT = 300.0
 
 
+@dataclass(eq=False)
+class ToolWatch:
+    """The tools one session last listed (name -> (definition, pin)), kept only while the
+    session is told of changes: the server declared ``tools.listChanged`` and, on 2026-07-28
+    servers, honoured our ``subscriptions/listen`` for it. A change notice forgets the listing
+    at once (on the event loop, before anything else runs there); a lost subscription stops
+    keeping one; a listing older than ``TOOLS_CACHE_SECONDS`` is read again regardless."""
+
+    told: bool = False
+    listed: dict[str, tuple[dict[str, Any], str]] | None = None
+    listed_at: float = 0.0
+    #: Bumped by every notice, so a listing read while one arrived is not kept.
+    generation: int = 0
+
+    def current(self) -> dict[str, tuple[dict[str, Any], str]] | None:
+        if self.listed is None or not self.told:
+            return None
+        if time.monotonic() - self.listed_at >= float(mcp_settings.TOOLS_CACHE_SECONDS):
+            return None
+        return self.listed
+
+    def keep(self, listed: dict[str, tuple[dict[str, Any], str]], generation: int) -> None:
+        """Keep ``listed`` (read from ``generation`` on) unless a notice came in since."""
+        if self.told and generation == self.generation:
+            self.listed, self.listed_at = listed, time.monotonic()
+
+    def forget(self) -> None:
+        self.generation += 1
+        self.listed = None
+
+    def lost(self) -> None:
+        self.told = False
+        self.forget()
+
+
 @dataclass(frozen=True)
 class Notices:
-    """Where a session's announcements go: ``on_tools_changed`` (sync code, which may use the
-    database) runs in a worker thread, never on the event loop, once per
-    ``notifications/tools/list_changed``."""
+    """Where a session's announcements go: ``watch`` forgets its listing on the event loop,
+    then ``on_tools_changed`` (sync code, which may use the database) runs in a worker
+    thread, never on the event loop, once per ``notifications/tools/list_changed``."""
 
     on_tools_changed: Callable[[], None]
+    watch: ToolWatch = field(default_factory=ToolWatch)
 
     async def tools_changed(self) -> None:
+        self.watch.forget()
         await anyio.to_thread.run_sync(self.on_tools_changed)
 
     async def handle(self, message: Any) -> None:
@@ -189,13 +226,18 @@ async def _listen(stack: AsyncExitStack, client: Client, notices: Notices) -> No
     try:
         subscription = await stack.enter_async_context(client.listen(tools_list_changed=True))
     except ListenNotSupportedError:
+        notices.watch.told = True  # an earlier server sends the notification unasked
         return
+    notices.watch.told = bool(subscription.honored.tools_list_changed)
 
     async def read() -> None:
-        with contextlib.suppress(SubscriptionLost):
-            async for event in subscription:
-                if isinstance(event, ToolsListChanged):
-                    await notices.tools_changed()
+        try:
+            with contextlib.suppress(SubscriptionLost):
+                async for event in subscription:
+                    if isinstance(event, ToolsListChanged):
+                        await notices.tools_changed()
+        finally:
+            notices.watch.lost()  # no stream, no notices: every call lists again
 
     group = await stack.enter_async_context(anyio.create_task_group())
     group.start_soon(read)

@@ -20,6 +20,9 @@ mcp_settings = AppSettings(
         # Open sessions kept per server for tool calls, and seconds one may sit idle.
         "POOL_SIZE": 4,
         "POOL_IDLE_SECONDS": 60.0,
+        # Seconds a pooled session trusts the tools it last listed for the pin check before a
+        # call (only while the server tells it of changes; a change notice ends it at once).
+        "TOOLS_CACHE_SECONDS": 60.0,
         # Tool calls per server, across all its callers (a sliding window in Redis).
         "CALL_RATE_LIMIT": "600/min",
         # Largest number of tools/list pages one sync follows (a server that never ends its

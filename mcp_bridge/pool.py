@@ -8,7 +8,8 @@ everything that decides how it was opened (server, transport, URL, resolved head
 command, tenant), so a rotated secret or an edited server opens a new one. A session idle for
 ``POOL_IDLE_SECONDS`` is closed; a call that fails or times out closes the session it used,
 so a broken session is never lent again. A ``tools/list_changed`` notice a session receives,
-during a call or between calls, runs the ``on_tools_changed`` it was opened with.
+during a call or between calls, forgets the tools that session last listed (its
+:class:`~mcp_bridge.client.ToolWatch`) and runs the ``on_tools_changed`` it was opened with.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def connection_key(server_id: Any, connection: sessions.Connection) -> str:
 @dataclass(eq=False)
 class PooledSession:
     client: Client
+    url: str
+    watch: sessions.ToolWatch
     close: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
     idle_since: float = field(default_factory=time.monotonic)
@@ -78,12 +81,12 @@ class SessionPool:
         self,
         key: str,
         connection: sessions.Connection,
-        work: Callable[[Client], Awaitable[T]],
+        work: Callable[[PooledSession], Awaitable[T]],
         *,
         timeout: float,
         on_tools_changed: Callable[[], None],
     ) -> T:
-        """``work(client)`` on a pooled session of ``connection``, within ``timeout`` seconds
+        """``work(session)`` on a pooled session of ``connection``, within ``timeout`` seconds
         (opening a session included); raises our errors. A session opened for it runs
         ``on_tools_changed`` (in a worker thread) on each tools/list_changed notice."""
         notices = sessions.Notices(on_tools_changed)
@@ -104,12 +107,12 @@ class SessionPool:
         self,
         key: str,
         connection: sessions.Connection,
-        work: Callable[[Client], Awaitable[T]],
+        work: Callable[[PooledSession], Awaitable[T]],
         notices: sessions.Notices,
     ) -> T:
         session = await self._checkout(key, connection, notices)
         try:
-            result = await work(session.client)
+            result = await work(session)
         except BaseException:
             self._discard(key, session)
             raise
@@ -142,7 +145,7 @@ class SessionPool:
             session: PooledSession | None = None
             try:
                 async with sessions.open_session(connection, notices) as client:
-                    session = PooledSession(client=client)
+                    session = PooledSession(client, connection.url, notices.watch)
                     opened.set_result(session)
                     await session.close.wait()
             except BaseException as exc:
@@ -155,6 +158,10 @@ class SessionPool:
         self._holders.add(task := loop.create_task(hold()))
         task.add_done_callback(self._holders.discard)
         return await opened
+
+    def watches(self, url: str) -> list[sessions.ToolWatch]:
+        """The tool watches of the idle sessions to ``url`` (tests wait on their notices)."""
+        return [s.watch for idle in list(self._idle.values()) for s in idle if s.url == url]
 
     def close_all(self, timeout: float = 5.0) -> None:
         """Close every idle session (and wait until they are closed), as at shutdown or when

@@ -3,11 +3,13 @@ approve or reject tool definitions, and call tools.
 
 A tool call (:func:`call_tool`) does, in order, before anything is sent: the tool must be
 ``approved``; the argument policy applies; the arguments must fit the *approved* input schema;
-the server's rate limit admits the call. Then, in one session, the server's live definition of
-the tool is read and pinned: if it differs from the approved pin, the call is refused and the
-tool quarantined. Only then is ``tools/call`` sent, with the caller's idempotency key in
-``_meta``, within ``CALL_TIMEOUT_SECONDS``. Every call that reaches the rate limit writes one
-audit row (tool, pin, redacted arguments, outcome, trace id), refused or not.
+the server's rate limit admits the call. Then, in one pooled session, the server's live
+definition of the tool is pinned (from the session's last listing while the server tells it of
+changes, else a fresh ``tools/list``): if it differs from the approved pin, the call is refused
+and the tool quarantined. Only then is ``tools/call`` sent, with the caller's idempotency key in
+``_meta``, within ``CALL_TIMEOUT_SECONDS``. Every call that reaches the rate limit gets one
+audit row (tool, pin, redacted arguments, outcome, trace id), refused or not, queued through
+the outbox (:func:`record_call`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import mcp_types
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from automate_core.errors import AutomateError, ConflictError
 from automate_core.governance import audit, ratelimit
+from automate_core.governance.redaction import redact
 from automate_core.outbox import store
 from automate_core.tenancy.models import Tenant
 from automate_core.tracing import current_trace_id, trace
@@ -311,11 +314,9 @@ def call_tool(
             error = exc
             raise
         finally:
-            audit.record(
-                "mcp.tool.call",
+            record_call(
+                tool,
                 actor=actor,
-                tenant=server.tenant,
-                target=f"mcp.tool:{tool}",
                 data={
                     "pin": approved.pin,
                     "arguments": sent,
@@ -324,6 +325,25 @@ def call_tool(
                     **({"error": error.code} if error is not None else {}),
                 },
             )
+
+
+#: The outbox job that appends a tool call's audit row (see :func:`record_call`).
+CALL_AUDIT_JOB = "mcp.call_audit"
+
+
+def record_call(tool: MCPTool, *, actor: str, data: dict[str, Any]) -> None:
+    """Queue the ``mcp.tool.call`` audit row of one call: one insert into the outbox (durable
+    when it returns, or with the caller's transaction), redacted already, so the call does not
+    wait on the audit chain's lock; a worker appends the row (:mod:`mcp_bridge.tasks`)."""
+    store.enqueue(
+        CALL_AUDIT_JOB,
+        {
+            "actor": actor,
+            "target": f"mcp.tool:{tool}",
+            "data": redact({**data, "called_at": timezone.now().isoformat()}),
+        },
+        tenant=tool.tenant_id,
+    )
 
 
 def _call_checked(
@@ -335,17 +355,22 @@ def _call_checked(
 ) -> tuple[str, Any]:
     """On one pooled session: read the live definition, then call only if its pin is the
     approved one. Returns ("called", CallToolResult), ("changed", live definition) or
-    ("missing", None). A tools/list_changed notice on the session queues a sync."""
+    ("missing", None). A tools/list_changed notice on the session queues a sync.
+
+    The live definitions are those the session last listed while it is told of changes (see
+    :class:`~mcp_bridge.client.ToolWatch`): then the check is a dictionary lookup, and a
+    notice makes the next call list again."""
     connection = client.connection_for(tool.server)
     limit = float(timeout if timeout is not None else mcp_settings.CALL_TIMEOUT_SECONDS)
 
-    async def work(session: Any) -> tuple[str, Any]:
-        live = await _find_tool(session, tool.name)
+    async def work(session: pool.PooledSession) -> tuple[str, Any]:
+        live = (await _live_tools(session)).get(tool.name)
         if live is None:
             return "missing", None
-        if pin_of(live) != approved_pin:
-            return "changed", live
-        result = await session.call_tool(
+        definition, live_pin = live
+        if live_pin != approved_pin:
+            return "changed", definition
+        result = await session.client.call_tool(
             tool.name,
             arguments,
             read_timeout_seconds=limit,
@@ -362,22 +387,20 @@ def _call_checked(
             if server is not None:
                 tools_changed(server)
         finally:
-            close_old_connections()
+            connections.close_all()  # this worker thread's own; notices are rare
 
     key = pool.connection_key(server_id, connection)
     return pool.pool.run(key, connection, work, timeout=limit, on_tools_changed=on_tools_changed)
 
 
-async def _find_tool(session: Any, name: str) -> dict[str, Any] | None:
-    cursor: str | None = None
-    for _ in range(int(mcp_settings.MAX_LIST_PAGES)):
-        page: mcp_types.ListToolsResult = await session.list_tools(
-            cursor=cursor, cache_mode="refresh"
-        )
-        for listed in page.tools:
-            if listed.name == name:
-                return client.definition_of(listed)
-        cursor = page.next_cursor
-        if not cursor:
-            return None
-    return None
+async def _live_tools(session: pool.PooledSession) -> dict[str, tuple[dict[str, Any], str]]:
+    """Every tool the server lists now, by name, with its pin: the session's kept listing,
+    or a fresh paginated ``tools/list`` (kept when the session is told of changes)."""
+    watch = session.watch
+    kept = watch.current()
+    if kept is not None:
+        return kept
+    generation = watch.generation
+    listed = {d["name"]: (d, pin_of(d)) for d in await client.list_tools(session.client)}
+    watch.keep(listed, generation)
+    return listed

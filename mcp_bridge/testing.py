@@ -1,6 +1,7 @@
 """A real MCP server for tests and benchmarks, built with the SDK's ``MCPServer`` and served by
 uvicorn on a loopback port (streamable HTTP, or legacy SSE), that a test changes between
-syncs: add, redescribe or remove tools while the server runs.
+syncs: add, redescribe or remove tools while the server runs. Like a well-behaved server, it
+announces each change to listening sessions (``subscriptions/listen``).
 
 Loopback is refused by the egress policy by default: allow it in the test with
 :func:`automate_core.testing.fake_network.configure_egress` (``EGRESS_ALLOW_PRIVATE``).
@@ -8,6 +9,7 @@ Loopback is refused by the egress policy by default: allow it in the test with
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -18,6 +20,7 @@ from typing import Any
 
 import mcp_types
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 
 from mcp_bridge.pool import pool
 
@@ -27,10 +30,13 @@ class _PagedMCPServer(MCPServer):
     so tests see a paginated listing; None lists everything at once, as the SDK does."""
 
     page_size: int | None = None
+    #: ``tools/list`` requests answered (every page counts).
+    listings: int = 0
 
     async def _handle_list_tools(
         self, ctx: Any, params: mcp_types.PaginatedRequestParams | None
     ) -> mcp_types.ListToolsResult:
+        self.listings += 1
         tools = await self.list_tools()
         if self.page_size is None:
             return mcp_types.ListToolsResult(tools=tools)
@@ -59,9 +65,11 @@ class ToolServer:
     server: MCPServer = field(init=False)
     calls: list[ReceivedCall] = field(default_factory=list)
     url: str = ""
+    _bus: InMemorySubscriptionBus = field(default_factory=InMemorySubscriptionBus, repr=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.server = _PagedMCPServer(self.name)
+        self.server = _PagedMCPServer(self.name, subscriptions=self._bus)
         self.server.page_size = self.page_size
 
     def add(
@@ -95,27 +103,52 @@ class ToolServer:
             description=description if description is not None else (fn.__doc__ or ""),
             annotations=annotations,
         )
+        self.announce()
 
     def remove(self, name: str) -> None:
         self.server.remove_tool(name)
+        self.announce()
 
     def replace(self, fn: Callable[..., Any], **options: Any) -> None:
         """Serve a new definition under the same name (a description or schema change)."""
         self.remove(options.get("name") or fn.__name__)
         self.add(fn, **options)
 
+    def announce(self, timeout: float = 5.0) -> None:
+        """Publish ``tools/list_changed`` to listening sessions, and wait until each idle
+        pooled session to this server has heard it (so a test's next call sees the change)."""
+        loop = self._loop
+        if loop is None:
+            return
+        waiting = [(watch, watch.generation) for watch in pool.watches(self.url) if watch.told]
+        asyncio.run_coroutine_threadsafe(self._bus.publish(ToolsListChanged()), loop).result(
+            timeout
+        )
+        deadline = time.monotonic() + timeout
+        while any(watch.generation == seen and watch.told for watch, seen in waiting):
+            if time.monotonic() > deadline:
+                raise TimeoutError("a pooled session did not hear tools/list_changed")
+            time.sleep(0.002)
+
     @contextmanager
     def serving(self, *, transport: str = "streamable_http") -> Iterator[str]:
         """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``)."""
         if transport == "sse":
-            app, path = self.server.sse_app(), "/sse"
+            inner, path = self.server.sse_app(), "/sse"
         else:
-            app, path = self.server.streamable_http_app(), "/mcp"
+            inner, path = self.server.streamable_http_app(), "/mcp"
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                self._loop = asyncio.get_running_loop()  # where announce() publishes
+            await inner(scope, receive, send)
+
         with serve_with_lifespan(app) as base:
             self.url = f"{base}{path}"
             try:
                 yield self.url
             finally:
+                self._loop = None
                 pool.close_all()  # pooled sessions would hold the server's shutdown open
 
 

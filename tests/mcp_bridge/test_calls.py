@@ -7,6 +7,8 @@ import time
 import pytest
 
 from automate_core.governance.models import AuditLog
+from automate_core.outbox.models import OutboxJob
+from automate_core.testing.runtime import run_until_idle
 from automate_core.tracing import trace
 from mcp_bridge import services
 from mcp_bridge.errors import (
@@ -54,6 +56,7 @@ def test_every_call_writes_an_audit_row_with_pin_outcome_and_trace(approved_row)
 
     with trace("trace-xyz"):
         tool.execute({"text": "hello"}, actor="user:3")
+    run_until_idle()
 
     row = AuditLog.objects.get(action="mcp.tool.call")
     assert (row.actor, row.target, row.trace_id) == ("user:3", "mcp.tool:tools/echo", "trace-xyz")
@@ -65,6 +68,9 @@ def test_every_call_writes_an_audit_row_with_pin_outcome_and_trace(approved_row)
 def test_secret_shaped_arguments_are_redacted_in_the_audit_row(approved_row):
     _tool(approved_row, "echo").execute({"text": "Bearer sk-live-abcdefghijklmnopqrstuvwxyz123456"})
 
+    queued = OutboxJob.objects.get(kind=services.CALL_AUDIT_JOB)
+    assert "sk-live-abcdefghijklmnopqrstuvwxyz123456" not in str(queued.payload)
+    run_until_idle()
     row = AuditLog.objects.get(action="mcp.tool.call")
     assert "sk-live-abcdefghijklmnopqrstuvwxyz123456" not in str(row.data)
 
@@ -105,6 +111,7 @@ def test_an_is_error_result_fails_with_the_servers_message(approved_row, tool_se
 
     with pytest.raises(ToolCallFailed, match="cannot comply: no"):
         _tool(approved_row, "fail").execute({"reason": "no"})
+    run_until_idle()
 
     row = AuditLog.objects.get(action="mcp.tool.call")
     assert (row.data["outcome"], row.data["error"]) == ("tool_error", "mcp_tool_error")
@@ -207,6 +214,7 @@ def test_calls_beyond_the_servers_rate_limit_are_refused_and_audited(
 
     assert refused.value.retry_after > 0
     assert [call.arguments["text"] for call in tool_server.calls] == ["one"]
+    run_until_idle()
     outcomes = AuditLog.objects.filter(action="mcp.tool.call").values_list("data", flat=True)
     assert sorted(data["outcome"] for data in outcomes) == ["ok", "rate_limited"]
 

@@ -1,4 +1,5 @@
-"""Pooled sessions: tool calls reuse an open session, and still re-check the pin each time."""
+"""Pooled sessions: tool calls reuse an open session, and still re-check the pin each time
+(against the tools the session last listed, until the server announces a change)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,26 @@ def test_a_reused_session_still_refuses_a_changed_tool(approved_row, tool_server
         services.call(approved_row.tenant, approved_row.slug, "add", {"a": 1, "b": 2})
 
     assert len(tool_server.calls) == 1
+
+
+def test_a_reused_session_checks_the_pin_without_listing_again(approved_row, tool_server):
+    services.call(approved_row.tenant, approved_row.slug, "add", {"a": 1, "b": 2})
+    listed = tool_server.server.listings
+
+    services.call(approved_row.tenant, approved_row.slug, "add", {"a": 3, "b": 4})
+
+    assert tool_server.server.listings == listed
+    assert len(tool_server.calls) == 2
+
+
+def test_a_list_changed_notice_between_calls_forces_a_fresh_check(approved_row, tool_server):
+    services.call(approved_row.tenant, approved_row.slug, "add", {"a": 1, "b": 2})
+    listed = tool_server.server.listings
+
+    tool_server.announce()
+    services.call(approved_row.tenant, approved_row.slug, "add", {"a": 3, "b": 4})
+
+    assert tool_server.server.listings == listed + 1
 
 
 def test_a_session_idle_too_long_is_not_reused(approved_row, tool_server, settings, opened):
