@@ -14,10 +14,11 @@ Guarantees:
   the intent, marks it ``lost`` (releasing its hold) and spawns a new attempt. The orphan
   itself cannot be cancelled or polled (Modal looks calls up by id only, and its id was never
   recorded): it runs until it returns or reaches the endpoint's timeout, which Modal enforces.
-  It may still report through its callback, before or after that check: while the job has no
-  result, an output it reports is the job's (the attempt in its place is cancelled) and its
-  seconds are charged; any other report of it is refused. So a crash costs at most one extra
-  spawn, and every job still ends with exactly one recorded result.
+  It may still report through its callback: before that check as any attempt does; after it,
+  an output it reports while the job has no result is the job's (the attempt in its place is
+  cancelled) and its seconds are charged, and its failures and any report once the job has
+  ended are refused. So a crash costs at most one extra spawn, and every job still ends with
+  exactly one recorded result.
 * A job ends once: :func:`complete_job` (the completion callback) and :func:`reconcile` (the
   poll) lock the job's row and act only on the current attempt while it has no outcome, so a
   late or replayed report changes nothing.
@@ -80,6 +81,7 @@ __all__ = [
     "get_job",
     "intend",
     "reconcile",
+    "run_ended",
     "signal_name",
     "spawn_intended",
     "spawn_job",
@@ -324,6 +326,17 @@ def cancel_job(job: ModalJob, *, actor: str = "system", reason: str = "cancelled
         with trace(locked.trace_id or None):
             _cancel(locked, actor=actor, reason=reason)
     return locked
+
+
+def run_ended(execution_id: uuid.UUID | str) -> None:
+    """The workflow run ended: queue an immediate poll of each of its jobs still running, in
+    the caller's transaction. The poll cancels the call (see :func:`reconcile`), so a
+    cancelled run stops its GPU at once rather than at its next scheduled poll."""
+    running = ModalJob.objects.filter(
+        execution_id=execution_id, status__in=ModalJob.ACTIVE_STATUSES
+    ).only("id", "tenant_id", "trace_id", "attempts")
+    for job in running:
+        _enqueue(job, {"attempt": len(job.attempts), "polls": 0}, 0.0)
 
 
 # -- internals -----------------------------------------------------------------------------------

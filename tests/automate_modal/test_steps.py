@@ -130,10 +130,12 @@ def test_a_failed_job_fails_the_run_with_its_error(cloud, endpoint, tenant):
     assert "not audio" in run.error
 
 
-def test_cancelling_the_run_cancels_the_call(cloud, endpoint, tenant):
+def test_cancelling_the_run_cancels_the_call_without_waiting_for_the_next_poll(
+    cloud, endpoint, tenant
+):
     run = start(tenant)
     engine.cancel(run)
-    poll_now()
+    run_until_idle()
     assert cloud.spawned[0].cancelled
     assert ModalJob.objects.get(execution_id=run.pk).status == ModalJob.Status.CANCELLED
 
