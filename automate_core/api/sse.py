@@ -8,13 +8,15 @@ server does when the client is gone, or when the stream ended) closes the genera
 ``finally`` blocks release what the stream held (a provider connection, a budget hold).
 
 A view that answers JSON or a stream uses :class:`JSONWhateverAccepted`, serves the stream with
-:meth:`EventStream.started` (errors before the first event stay NormalizedError JSON).
+:meth:`EventStream.started` (errors before the first event stay NormalizedError JSON) and
+declares it with :class:`StreamEvents` (each event's ``data`` shape, in the OpenAPI schema).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -22,6 +24,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.request import Request
+from rest_framework.serializers import Serializer
 
 #: The encoded events of one stream; closing it ends the stream's work.
 Events = Generator[bytes, None, None]
@@ -105,3 +108,33 @@ class JSONWhateverAccepted(BaseContentNegotiation):
     ) -> tuple[Any, str]:
         json_renderer = next(r for r in renderers if r.media_type == "application/json")
         return json_renderer, json_renderer.media_type
+
+
+#: The ``data`` of one event: a serializer (its component) or an inline JSON schema.
+EventData = type[Serializer] | Mapping[str, Any]
+
+#: ``{"text": "..."}``: a piece of an answer.
+TEXT_PIECE: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}},
+    "required": ["text"],
+}
+
+
+@dataclass(frozen=True, eq=False)
+class StreamEvents:
+    """The events one stream sends, by name, with the shape of each one's ``data``, for the
+    OpenAPI schema (``automate_core.api.schema`` turns it into components named
+    ``<name><Event>Event``). Every stream may also end with an ``error`` event whose data is a
+    NormalizedError; it is declared for each stream without being listed here."""
+
+    name: str
+    events: Mapping[str, EventData] = field(default_factory=dict)
+
+    def responses(self, json: Any = None) -> dict[tuple[int, str], Any]:
+        """The 200 answers of an operation that streams these events, and answers ``json``
+        (a serializer) otherwise: ``extend_schema(responses={**events.responses(...), ...})``."""
+        answers: dict[tuple[int, str], Any] = {(200, CONTENT_TYPE): self}
+        if json is not None:
+            answers = {(200, "application/json"): json, **answers}
+        return answers

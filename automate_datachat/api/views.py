@@ -26,7 +26,13 @@ from rest_framework.views import APIView
 
 from automate_core.api.errors import error_body
 from automate_core.api.permissions import request_tenant
-from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
+from automate_core.api.sse import (
+    Events,
+    EventStream,
+    JSONWhateverAccepted,
+    StreamEvents,
+    encode_event,
+)
 from automate_core.errors import AutomateError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
@@ -87,6 +93,25 @@ result), `chart` (the spec, when there is one), `answer` (the whole JSON answer)
 Errors before the first event (no dataset, no model, a budget) are NormalizedError JSON."""
 
 
+_NULLABLE_UUID = {"type": "string", "format": "uuid", "nullable": True}
+
+#: The events of a streamed answer, for the OpenAPI schema.
+ASK_EVENTS = StreamEvents(
+    "DataChatAsk",
+    {
+        "sql": {"type": "object", "properties": {"sql": {"type": "string"}}, "required": ["sql"]},
+        "rows": ResultSerializer,
+        "chart": {"type": "object", "description": "A Vega-Lite spec, rows inline."},
+        "answer": DataChatAnswerSerializer,
+        "done": {
+            "type": "object",
+            "properties": {"session": _NULLABLE_UUID, "message": _NULLABLE_UUID},
+            "required": ["session", "message"],
+        },
+    },
+)
+
+
 class AskView(DatasetView):
     """Answer a question with guarded SQL, its rows and a chart (JSON or SSE)."""
 
@@ -103,8 +128,7 @@ class AskView(DatasetView):
         description=ASK_DESCRIPTION,
         request=AskRequestSerializer,
         responses={
-            (200, "application/json"): DataChatAnswerSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            **ASK_EVENTS.responses(DataChatAnswerSerializer),
             400: OpenApiResponse(description="Invalid body, or the SQL was refused twice."),
             402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
             404: OpenApiResponse(description="No such dataset or session in your tenant."),

@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
@@ -39,7 +38,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
-from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
+from automate_core.api.sse import (
+    TEXT_PIECE,
+    Events,
+    EventStream,
+    JSONWhateverAccepted,
+    StreamEvents,
+    encode_event,
+)
 from automate_core.api.usage import UsageSerializer
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
@@ -180,6 +186,12 @@ With `"stream": true` the answer is `text/event-stream`. Events, each `data` a J
 Errors before the first event are NormalizedError JSON with their status."""
 
 
+#: The events of a streamed answer, for the OpenAPI schema.
+CHAT_EVENTS = StreamEvents(
+    "LlmChat", {"text": TEXT_PIECE, "tool_call": ToolCallSerializer, "done": ChatAnswerSerializer}
+)
+
+
 class ChatView(APIView):
     """Ask the tenant's model for the next turn of a conversation (metered and budgeted)."""
 
@@ -196,8 +208,7 @@ class ChatView(APIView):
         description=SSE_DESCRIPTION,
         request=ChatRequestSerializer,
         responses={
-            (200, "application/json"): ChatAnswerSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            **CHAT_EVENTS.responses(ChatAnswerSerializer),
             400: OpenApiResponse(description="Invalid body (`validation_error`, `invalid_input`)."),
             402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
             422: OpenApiResponse(description="The answer never matched json_schema."),

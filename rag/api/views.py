@@ -18,7 +18,6 @@ import binascii
 import uuid
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -27,7 +26,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automate_core.api.permissions import request_tenant
-from automate_core.api.sse import Events, EventStream, JSONWhateverAccepted, encode_event
+from automate_core.api.sse import (
+    TEXT_PIECE,
+    Events,
+    EventStream,
+    JSONWhateverAccepted,
+    StreamEvents,
+    encode_event,
+)
 from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
@@ -115,6 +121,10 @@ With `"stream": true` the answer is `text/event-stream`, each event's `data` a J
 Errors before the first event (no index, no model, a budget) are NormalizedError JSON."""
 
 
+#: The events of a streamed answer, for the OpenAPI schema.
+ANSWER_EVENTS = StreamEvents("RagAnswer", {"text": TEXT_PIECE, "done": AnswerResponseSerializer})
+
+
 class AnswerView(EndpointView):
     """Answer a question from the endpoint's passages, with citations (JSON or SSE)."""
 
@@ -131,8 +141,7 @@ class AnswerView(EndpointView):
         description=ANSWER_DESCRIPTION,
         request=AnswerRequestSerializer,
         responses={
-            (200, "application/json"): AnswerResponseSerializer,
-            (200, "text/event-stream"): OpenApiTypes.STR,
+            **ANSWER_EVENTS.responses(AnswerResponseSerializer),
             400: OpenApiResponse(description="Invalid body or filter."),
             402: OpenApiResponse(description="A budget refused the call; nothing was sent."),
             404: OpenApiResponse(description="No such endpoint in your tenant."),

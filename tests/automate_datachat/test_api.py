@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from automate_core.governance.models import Budget
 from automate_core.tenancy.models import APIKey
+from automate_core.testing.openapi import assert_events_match_schema
 from automate_datachat.models import DataChatMessage, DataChatSession, Dataset, DatasetTable
 from automate_llm.testing import Reply
 
@@ -70,6 +71,7 @@ def test_an_sse_answer_sends_sql_rows_chart_answer_and_done(
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
     received = events(response)
+    assert_events_match_schema(received, "datachat_ask")
     assert [name for name, _ in received] == ["sql", "rows", "chart", "answer", "done"]
     assert received[0][1]["sql"] == REVENUE["sql"]
     assert received[1][1]["row_count"] == 5
@@ -99,6 +101,7 @@ def test_sql_refused_twice_ends_the_stream_with_a_normalized_error(
     bad = {**REVENUE, "sql": "UPDATE orders SET total = 0"}
     wire.script(Reply(output=bad), Reply(output=bad))
     received = events(client.post(ASK, {**QUESTION, "stream": True}, format="json"))
+    assert_events_match_schema(received, "datachat_ask")
     assert [name for name, _ in received] == ["sql", "sql", "error"]
     error = received[-1][1]
     assert error["code"] == "sql_rejected" and error["trace_id"]

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from automate_core.governance.models import AuditLog, Budget
 from automate_core.tenancy.models import APIKey, Tenant, TenantMembership
 from automate_core.testing.live_server import wait_for
+from automate_core.testing.openapi import assert_events_match_schema
 from automate_core.testing.runtime import run_until_idle
 from automate_llm.api.chat import ChatView
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
@@ -250,6 +251,7 @@ def test_a_stream_sends_text_events_then_done_with_usage(api_client, wire, wire_
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-cache"
     received = events(response)
+    assert_events_match_schema(received, "llm_chat")
     names = [name for name, _ in received]
     assert names[-1] == "done" and set(names[:-1]) == {"text"} and len(names) > 2
     assert "".join(data["text"] for name, data in received if name == "text") == (
@@ -269,6 +271,7 @@ def test_a_stream_sends_tool_call_events(api_client, wire, wire_model):
     wire.script(Reply(text="", tool_calls=(ToolUse("lookup_order", {"order_id": "B-2"}),)))
 
     received = events(post(api_client, stream=True, tools=[LOOKUP]))
+    assert_events_match_schema(received, "llm_chat")
 
     calls = [data for name, data in received if name == "tool_call"]
     assert [(c["name"], c["arguments"]) for c in calls] == [("lookup_order", {"order_id": "B-2"})]
@@ -285,6 +288,7 @@ def test_a_stream_cut_midway_ends_with_an_error_event_and_is_charged(
 
     received = events(post(api_client, stream=True))
 
+    assert_events_match_schema(received, "llm_chat")
     assert [name for name, _ in received][:1] == ["text"]
     name, error = received[-1]
     assert name == "error"

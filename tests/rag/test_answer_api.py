@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from automate_core.governance.models import Budget
 from automate_core.tenancy.models import APIKey
 from automate_core.testing.live_server import wait_for
+from automate_core.testing.openapi import assert_events_match_schema
 from automate_core.testing.runtime import run_until_idle
 from automate_llm.models import LLMModelConfig, LLMRequest, LLMUsage
 from automate_llm.testing import AnthropicWire, CutStream, OpenAIWire, Reply
@@ -230,6 +231,7 @@ def test_a_stream_sends_text_events_then_done_with_citations(tenant, wire, wire_
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-cache"
     received = events(response)
+    assert_events_match_schema(received, "rag_answer")
     names = [name for name, _ in received]
     assert names[-1] == "done" and set(names[:-1]) == {"text"} and len(names) > 3
     text = "".join(data["text"] for name, data in received if name == "text")
@@ -249,6 +251,7 @@ def test_a_stream_cut_midway_ends_with_an_error_event_and_is_charged(tenant, wir
 
     received = events(client.post(URL, {**QUESTION, "stream": True}, format="json"))
 
+    assert_events_match_schema(received, "rag_answer")
     assert received[0][0] == "text"
     name, error = received[-1]
     request = recorded(tenant)

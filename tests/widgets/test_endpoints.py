@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from automate_core.testing.openapi import assert_events_match_schema
 from automate_llm.testing import CutStream, Reply
 from widgets.models import WidgetMessage
 
@@ -81,6 +82,7 @@ def test_the_answer_streams_with_citations_and_is_stored(embed, model, openai_wi
     assert response["Content-Type"] == "text/event-stream"
     assert response["Access-Control-Allow-Origin"] == ORIGIN
     got = events(response)
+    assert_events_match_schema(got, "widget_ask")
     kinds = [kind for kind, _ in got]
     assert kinds[0] == "text" and kinds[-2:] == ["citations", "done"]
     assert "".join(data["text"] for kind, data in got if kind == "text") == ANSWER
@@ -130,6 +132,7 @@ def test_a_broken_model_stream_ends_with_an_error_event_and_a_failed_answer(
     visitor = Visitor(embed)
     visitor.start()
     got = events(visitor.ask())
+    assert_events_match_schema(got, "widget_ask")
     kind, error = got[-1]
     assert kind == "error"
     assert set(error) == {"code", "message", "details", "trace_id"}
