@@ -2,8 +2,16 @@
 reached (the fake) Modal and before its call id was recorded, once while every run waits.
 
 Afterwards every job has exactly one recorded result, every run completed with it, nothing is
-left queued, and the spawns beyond one per job are the crashes after a spawn, one each: the
-guarantee docs/modal.md states (no callback is configured, so no orphan can report in time).
+left queued, and the spawns beyond one per job are the crashes after a spawn, one each on the job
+it hit: the guarantee docs/modal.md states (no callback is configured, so no orphan can report in
+time).
+
+Three workers, so that one always survives the two crashes and carries on while the dead are
+restarted: a restart (Django's start, tens of seconds on a loaded machine) is never on the test's
+path, and the first start has a limit of its own, apart from the limits on the work. A
+worker starved for longer than ``ORPHAN_AFTER_SECONDS`` between committing an intent and spawning
+it sees its intent declared lost by a peer and spawns nothing: an extra ``lost`` attempt and no
+extra spawn, which the assertions allow.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from tests.e2e.modal_cloud import ENV, SharedCloud
 
 pytestmark = pytest.mark.e2e
 
-RUNS = 20
+RUNS = 10
 CRASHES_AFTER_SPAWN = 2
 # One thread and one job in hand each, so a kill interrupts exactly one spawn.
 WORKER_ARGS = ["--concurrency", "1", "--batch-size", "1", "--lease-seconds", "2"]
@@ -49,18 +57,23 @@ GRAPH = {
 
 
 class Workers:
-    """Worker processes, restarted when one dies (the double kills its own process)."""
+    """Worker processes, restarted when one dies. ``crashes`` counts those the double killed
+    (SIGKILL); one that failed otherwise (say, at start) is restarted and not counted."""
 
     def __init__(self, env: dict[str, str], log: Path, count: int) -> None:
         self.env, self.log = env, log
         self.processes = [start_worker(env, log, *WORKER_ARGS) for _ in range(count)]
-        self.deaths = 0
+        self.crashes = 0
 
     def keep_alive(self) -> None:
         for index, process in enumerate(self.processes):
             if process.poll() is not None:
-                self.deaths += 1
+                self.crashes += process.returncode == -signal.SIGKILL
                 self.processes[index] = start_worker(self.env, self.log, *WORKER_ARGS)
+
+    def started(self) -> int:
+        """How many workers have started (each logs one line once it is ready to claim)."""
+        return self.log.read_text().count(" thread(s), batch ") if self.log.exists() else 0
 
     def kill_one(self) -> None:
         victim = self.processes.pop(0)
@@ -78,7 +91,7 @@ class Workers:
                 process.kill()
 
 
-def wait_for(condition, workers: Workers, what: str, timeout: float = 180.0) -> None:
+def wait_for(condition, workers: Workers, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         workers.keep_alive()
@@ -120,10 +133,11 @@ def test_killed_workers_cost_one_extra_spawn_per_crash_and_lose_no_result(
     automation.new_version(GRAPH).publish()
     runs = [engine.start(automation.slug, tenant=tenant, n=n) for n in range(RUNS)]
 
-    workers = Workers(env, tmp_path / "workers.log", 2)
+    workers = Workers(env, tmp_path / "workers.log", 3)
     try:
+        wait_for(lambda: workers.started() >= 3, workers, "three workers started", timeout=300)
         wait_for(all_waiting_on_running_jobs, workers, "every run waiting on a running job")
-        assert workers.deaths == CRASHES_AFTER_SPAWN
+        assert workers.crashes == CRASHES_AFTER_SPAWN
         workers.kill_one()  # while every run waits: nothing is held, nothing is lost
         for call_id in cloud.spawned():
             cloud.finish(call_id, cloud.call(call_id)["input"])
@@ -143,9 +157,16 @@ def test_killed_workers_cost_one_extra_spawn_per_crash_and_lose_no_result(
     jobs = ModalJob.objects.filter(execution_id__in=[run.pk for run in runs])
     assert Counter(jobs.values_list("status", flat=True)) == {"succeeded": RUNS}
     outcomes = Counter(a["outcome"] for job in jobs for a in job.attempts)
-    assert outcomes == {"succeeded": RUNS, "lost": CRASHES_AFTER_SPAWN}
+    assert outcomes["succeeded"] == RUNS
+    assert set(outcomes) == {"succeeded", "lost"}
+    assert outcomes["lost"] >= CRASHES_AFTER_SPAWN
     assert all(job.output == job.input for job in jobs)
-    assert len(cloud.spawned()) == RUNS + CRASHES_AFTER_SPAWN
+    spawns_per_job = Counter(cloud.call(c)["automate"]["job_id"] for c in cloud.spawned())
+    assert set(spawns_per_job) == {str(job.pk) for job in jobs}
+    assert Counter(spawns_per_job.values()) == {
+        1: RUNS - CRASHES_AFTER_SPAWN,
+        2: CRASHES_AFTER_SPAWN,
+    }
     results = Execution.objects.filter(pk__in=[run.pk for run in runs])
     assert sorted(int(r["n"]) for r in results.values_list("result", flat=True)) == list(
         range(RUNS)
