@@ -50,7 +50,7 @@ DEFAULT_THREADS = torch.get_num_threads()
 
 def doc_chunks(count: int) -> list[str]:
     """``count`` chunk texts of docs/*.md as indexing would embed them (fixed shuffle)."""
-    texts = []
+    texts: list[str] = []
     for path in sorted((REPO_ROOT / "docs").glob("*.md")):
         parsed = parse(path.read_bytes(), name=path.name)
         drafts = chunk_blocks(parsed.blocks, title=parsed.title, max_tokens=200, overlap=40)
@@ -61,8 +61,6 @@ def doc_chunks(count: int) -> list[str]:
 
 def ours(texts: Sequence[str], model_id: str = local.MODEL_ID) -> None:
     embedder = local.LocalEmbedder(model_id=model_id, dimensions=local.DIMENSIONS, config={})
-    # What the provider's loader sets for the process (bare runs put torch's default back).
-    torch.set_num_threads(max(1, int(rag_settings.LOCAL_EMBEDDING_THREADS)))
     for _ in embed_batches(
         embedder, texts, EmbeddingContext(), provider="local", dimensions=local.DIMENSIONS
     ):
@@ -111,9 +109,8 @@ def main() -> None:
     print(
         f"{len(texts)} texts, {statistics.mean(pieces):.0f} word pieces on average "
         f"(min {min(pieces)}, max {max(pieces)}); {os.cpu_count()} CPUs, torch default "
-        f"{DEFAULT_THREADS} threads; AUTOMATE_RAG LOCAL_EMBEDDING_THREADS "
-        f"{rag_settings.LOCAL_EMBEDDING_THREADS}, EMBEDDING_BATCH_SIZE "
-        f"{rag_settings.EMBEDDING_BATCH_SIZE}; median of {args.repeats}"
+        f"{DEFAULT_THREADS} threads; ours on {local.encode_threads()} threads, "
+        f"EMBEDDING_BATCH_SIZE {rag_settings.EMBEDDING_BATCH_SIZE}; median of {args.repeats}"
     )
     result = rates({"ours": ours, "bare": bare_encoder(args.batch_size)}, texts, args.repeats)
     print(f"{'side':<12}{'texts/s':>10}")

@@ -13,9 +13,10 @@ rag_settings = AppSettings(
         # Extra embedding providers by name: {"name": "dotted.path.EmbedderClass"}, beside the
         # entry points of django_automate.embeddings.
         "EMBEDDING_PROVIDERS": {},
-        # torch threads of the local provider (process-wide). One is the fastest on a busy
-        # server (workers run in parallel already); more helps a lone batch job on idle cores.
-        "LOCAL_EMBEDDING_THREADS": 1,
+        # torch threads of the local provider (process-wide). None: torch's default for the
+        # machine (one per physical core), the fastest for one indexing or query process; set 1
+        # when several worker processes share the cores and each encodes at once.
+        "LOCAL_EMBEDDING_THREADS": None,
         # Texts sent to a provider per call (a provider may ask for fewer).
         "EMBEDDING_BATCH_SIZE": 64,
         # Chunking defaults of new endpoints, in cl100k_base tokens.

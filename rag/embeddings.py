@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from array import array
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 from django.utils.module_loading import import_string
 
 from automate_core import plugins
@@ -123,8 +123,8 @@ class EmbedStats:
 
 def _checked(vectors: Any, expected: int, dimensions: int) -> list[list[float]]:
     """Validated vectors, rounded to float32 as pgvector stores them (cached or fresh, a text
-    always gets the same numbers)."""
-    rows = [array("f", map(float, v)).tolist() for v in vectors]
+    always gets the same numbers). One numpy pass, not a Python loop per number."""
+    rows = vectors if isinstance(vectors, np.ndarray) else list(vectors)
     if len(rows) != expected:
         raise EmbeddingError(f"The provider returned {len(rows)} vectors for {expected} texts.")
     for row in rows:
@@ -132,9 +132,14 @@ def _checked(vectors: Any, expected: int, dimensions: int) -> list[list[float]]:
             raise EmbeddingError(
                 f"The provider returned {len(row)}-dimension vectors; the model says {dimensions}."
             )
-        if not all(math.isfinite(x) for x in row):
-            raise EmbeddingError("The provider returned a vector with NaN or infinite values.")
-    return rows
+    try:
+        matrix = np.asarray(rows, dtype=np.float32).reshape(expected, dimensions)
+    except (TypeError, ValueError) as exc:
+        raise EmbeddingError(f"The provider returned vectors that are not numbers: {exc}") from None
+    if not np.isfinite(matrix).all():
+        raise EmbeddingError("The provider returned a vector with NaN or infinite values.")
+    result: list[list[float]] = matrix.tolist()
+    return result
 
 
 def embed_documents(
@@ -165,9 +170,9 @@ def embed_documents(
             provider=model.provider,
             dimensions=model.dimensions,
         )
-        for start, vectors in batches:
+        for positions, vectors in batches:
             stats.provider_calls += 1
-            batch = missing[start : start + len(vectors)]
+            batch = [missing[i] for i in positions]
             EmbeddingCacheEntry.objects.bulk_create(
                 [
                     EmbeddingCacheEntry(
@@ -192,23 +197,30 @@ def embed_batches(
     *,
     provider: str,
     dimensions: int,
-) -> Iterator[tuple[int, list[list[float]]]]:
+) -> Iterator[tuple[list[int], list[list[float]]]]:
     """Checked vectors of ``texts`` straight from the provider (no cache), one provider call
-    per batch: yields ``(start, vectors)``, ``vectors`` being those of
-    ``texts[start : start + len(vectors)]``. What indexing's cache misses go through (and
-    bench_embeddings)."""
+    per batch: yields ``(positions, vectors)``, ``vectors[i]`` being that of
+    ``texts[positions[i]]``. What indexing's cache misses go through (and bench_embeddings).
+
+    Texts that need several batches are sent longest first, so each batch holds texts of about
+    one length: a model pads a batch to its longest text, and mixed lengths waste most of the
+    work on padding. One batch keeps the caller's order.
+    """
     size = max(1, min(int(rag_settings.EMBEDDING_BATCH_SIZE), embedder.max_batch_size))
-    for start in range(0, len(texts), size):
-        batch = list(texts[start : start + size])
+    order = list(range(len(texts)))
+    if len(texts) > size:
+        order.sort(key=lambda i: len(texts[i]), reverse=True)
+    for start in range(0, len(order), size):
+        positions = order[start : start + size]
         try:
-            raw = embedder.embed_documents(batch, context)
+            raw = embedder.embed_documents([texts[i] for i in positions], context)
         except AutomateError:
             raise
         except Exception as exc:
             raise EmbeddingError(
                 f"Embedding provider {provider!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
-        yield start, _checked(raw, len(batch), dimensions)
+        yield positions, _checked(raw, len(positions), dimensions)
 
 
 _QUERY_CACHE_SIZE = 2048
