@@ -1,5 +1,5 @@
 """``/api/v1/datachat/``: ask a dataset, run SQL on it, curate its examples; sessions, their
-messages and chart images."""
+messages, chart images and result tables (CSV)."""
 
 from django.urls import URLPattern, URLResolver, path
 
@@ -16,6 +16,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "sessions/<uuid:session>/messages/<uuid:message>/chart.<str:image_format>",
         views.ChartImageView.as_view(),
         name="datachat-chart",
+    ),
+    path(
+        "sessions/<uuid:session>/messages/<uuid:message>/results.csv",
+        views.ResultsCSVView.as_view(),
+        name="datachat-results",
     ),
     path("<slug:dataset>/ask", views.AskView.as_view(), name="datachat-ask"),
     path("<slug:dataset>/sql", views.SQLView.as_view(), name="datachat-sql"),

@@ -1,5 +1,5 @@
 """``/api/v1/datachat/``: ask a dataset in plain language, run SQL on it, curate its examples,
-read sessions and their messages, fetch chart images.
+read sessions and their messages, fetch chart images and result tables as CSV.
 
 Access: an API key of the tenant scoped to ``datachat:<dataset>`` asks and reads examples;
 running given SQL also needs ``datachat:sql``; changing examples needs
@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Generator
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -38,7 +38,7 @@ from automate_core.governance.audit import actor_for_request
 from automate_core.governance.ratelimit import APIKeyRateThrottle
 from automate_core.tenancy.models import APIKey, Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
-from automate_datachat import charts, examples, services, sessions
+from automate_datachat import charts, examples, export, services, sessions
 from automate_datachat.api.serializers import (
     AskRequestSerializer,
     DataChatAnswerSerializer,
@@ -300,6 +300,43 @@ class ChartImageView(APIView):
         content_type = "image/png" if image_format == "png" else "image/svg+xml"
         response = HttpResponse(image, content_type=content_type)
         response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return response
+
+
+RESULTS_CSV_DESCRIPTION = """An answer's result table as CSV: a header of the column names,
+then the rows stored with the message (the first `MESSAGE_ROWS`, 200 by default; the answer's
+`result.row_count` and `truncated` say whether there were more). Streamed. NULL is an empty cell,
+dates and timestamps ISO 8601, numerics exact; a text cell that a spreadsheet would read as a
+formula (`=`, `+`, `-`, `@`) is prefixed with `'`."""
+
+
+class ResultsCSVView(APIView):
+    """An answer's stored result rows as a CSV download."""
+
+    content_negotiation_class = JSONWhateverAccepted
+
+    @extend_schema(
+        operation_id="datachat_results_csv",
+        description=RESULTS_CSV_DESCRIPTION,
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            404: OpenApiResponse(description="No such message, or it has no result."),
+        },
+    )
+    def get(
+        self, request: Request, session: uuid.UUID, message: uuid.UUID
+    ) -> StreamingHttpResponse:
+        found = DataChatMessage.objects.filter(
+            session=_session(request, session), pk=message
+        ).first()
+        if found is None or not found.data.get("columns"):
+            raise NotFoundError("This message has no result.", details={"message": str(message)})
+        columns = [(column["name"], column["type"]) for column in found.data["columns"]]
+        response = StreamingHttpResponse(
+            export.csv_lines(columns, found.data.get("rows", [])),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="datachat-{message}.csv"'
         return response
 
 

@@ -4,6 +4,8 @@ tenant isolation."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
@@ -247,6 +249,26 @@ def test_a_charts_image_is_rendered_as_svg_and_png(shop_tenants, shop_dataset, w
     assert client.get(url).status_code == 404
 
 
+def test_an_answers_rows_download_as_formula_safe_csv(shop_tenants, shop_dataset, wire, shop_model):
+    client, _ = key_client(shop_tenants[0])
+    sql = (
+        "SELECT country, '=1+1' AS note, -sum(o.total) AS refund, NULL AS nothing "
+        "FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY country ORDER BY country"
+    )
+    wire.script(Reply(output={**REVENUE, "sql": sql, "chart": None}))
+    body = client.post(ASK, QUESTION, format="json").json()
+    url = f"/api/v1/datachat/sessions/{body['session']}/messages/{body['message']}/results.csv"
+    response = client.get(url)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0] == ["country", "note", "refund", "nothing"]
+    assert len(lines) == 1 + body["result"]["row_count"]
+    first = body["result"]["rows"][0]
+    assert lines[1] == [first[0], "'=1+1", first[2], ""] and first[2].startswith("-")
+    other_tenant, _ = key_client(shop_tenants[1], ["datachat:shop"])
+    assert other_tenant.get(url).status_code == 404
+
+
 # -- examples -----------------------------------------------------------------------------------
 
 
@@ -280,3 +302,5 @@ def test_the_openapi_schema_documents_the_datachat_api():
     paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
     assert "/api/v1/datachat/{dataset}/ask" in paths
     assert "/api/v1/datachat/sessions/{session}/messages" in paths
+    results = paths["/api/v1/datachat/sessions/{session}/messages/{message}/results.csv"]["get"]
+    assert "text/csv" in results["responses"]["200"]["content"]

@@ -96,6 +96,29 @@ def test_results_carry_column_types_and_json_safe_values(db, shop_tenants, datas
     assert row[3].count("-") == 2 and row[4] is None and row[5] == "P1DT02H00M00S"
 
 
+def test_a_result_frame_has_typed_columns_and_exact_numerics(db, shop_tenants, dataset_a):
+    from decimal import Decimal
+
+    result = services.run_sql(
+        tenant=shop_tenants[0],
+        dataset=dataset_a,
+        sql="SELECT id, total, placed_at, quantity > 1 AS many, NULL::int AS missing "
+        "FROM orders ORDER BY id LIMIT 3",
+    )
+    frame = result.frame()
+    assert list(frame.columns) == ["id", "total", "placed_at", "many", "missing"]
+    assert [str(t) for t in frame.dtypes] == [
+        "Int64",
+        "object",
+        "datetime64[ns, UTC]",
+        "boolean",
+        "Int64",
+    ]
+    assert frame["total"].tolist() == [row[1] for row in result.rows]
+    assert isinstance(frame["total"][0], Decimal) and frame["missing"].isna().all()
+    assert result.frame() is frame
+
+
 def test_run_sql_audits_the_query_without_values(db, shop_tenants, dataset_a):
     sql = "SELECT name FROM customers WHERE id = 1"
     result = services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql=sql, actor="user:7")

@@ -112,6 +112,7 @@ OTHER_ROUTES = {
     "datachat-sessions": "/api/v1/datachat/sessions",
     "datachat-messages": "/api/v1/datachat/sessions/{pk}/messages",
     "datachat-chart": "/api/v1/datachat/sessions/{pk}/messages/{pk}/chart.svg",
+    "datachat-results": "/api/v1/datachat/sessions/{pk}/messages/{pk}/results.csv",
     # MCP: servers and tools by slug/id; attacks in tests/mcp_bridge/test_api.py
     # (test_another_tenants_server_is_a_normalized_404, test_another_tenants_tool_is_a_404).
     "mcp-server-list": "/api/v1/mcp/servers",
