@@ -6,7 +6,10 @@ a public exposure's published tools. Database work runs in worker threads (never
 loop). Every request is rate limited per key (``SERVER_RATE_LIMIT``; per client address for a
 public exposure); every tool call, prompt get and resource read writes an ``mcp.server.*``
 audit row with the caller, the name, the outcome and the trace id. Model calls a tool makes
-(a RAG answer) are metered to the key like the REST API's.
+(a RAG answer) are metered to the key like the REST API's. The ``logging`` capability:
+``logging/setLevel`` keeps the caller's level (:mod:`mcp_bridge.exposure.log_levels`), and
+each tool call sends a ``notifications/message`` (``info`` when it succeeded, ``error`` when
+it failed) on its own stream to a caller whose level admits it.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from mcp import MCPError
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from automate_core.errors import AutomateError
 from automate_core.governance import audit, ratelimit
 from automate_core.tenancy.models import APIKey
 from automate_core.tracing import new_trace_id, trace
-from mcp_bridge.exposure import catalog
+from mcp_bridge.exposure import catalog, log_levels
 from mcp_bridge.exposure.catalog import Caller, NotListed
 
 T = TypeVar("T")
@@ -69,6 +73,29 @@ class PlatformServer(MCPServer):
     def __init__(self, name: str, caller_of: Callable[[], Caller], **options: Any) -> None:
         super().__init__(name, **options)
         self._caller_of = caller_of
+        # Registered like any request handler: the capability follows from it.
+        self._lowlevel_server.add_request_handler(
+            "logging/setLevel", mcp_types.SetLevelRequestParams, self._handle_set_level
+        )
+
+    async def _handle_set_level(
+        self, ctx: Any, params: mcp_types.SetLevelRequestParams
+    ) -> mcp_types.EmptyResult:
+        caller = await self._caller()
+        await in_thread(lambda: log_levels.set_level(caller, params.level))
+        return mcp_types.EmptyResult()
+
+    async def _log(self, ctx: Any, caller: Caller, level: str, data: dict[str, Any]) -> None:
+        """Send ``data`` as a ``notifications/message`` on this request's stream, if the
+        caller's level admits ``level`` (on 2026-07-28+ the SDK gates by the request's
+        ``_meta`` opt-in instead)."""
+        if ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            threshold = await in_thread(lambda: log_levels.level_of(caller))
+            if not log_levels.admits(threshold, level):
+                return
+        await ctx.session.send_log_message(
+            level, data, logger="django-automate", related_request_id=ctx.request_id
+        )
 
     async def _caller(self) -> Caller:
         caller_of = self._caller_of
@@ -109,12 +136,16 @@ class PlatformServer(MCPServer):
                 )
             )
         except NotListed as exc:
+            await self._log(ctx, caller, "error", {"tool": params.name, "error": exc.code})
             raise MCPError(code=mcp_types.INVALID_PARAMS, message=exc.message) from None
         except AutomateError as exc:
+            failed = {"tool": params.name, "error": exc.code, "message": exc.message}
+            await self._log(ctx, caller, "error", failed)
             return mcp_types.CallToolResult(
                 content=[mcp_types.TextContent(type="text", text=f"{exc.code}: {exc.message}")],
                 is_error=True,
             )
+        await self._log(ctx, caller, "info", {"tool": params.name, "outcome": "ok"})
         text = json.dumps(value, default=str)
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(type="text", text=text)],

@@ -29,13 +29,13 @@ GREET = {
 }
 
 
-def _session(url: str, key: str | None, work: Any, *, path: str = "/mcp") -> Any:
+def _session(url: str, key: str | None, work: Any, *, path: str = "/mcp", **options: Any) -> Any:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
 
     async def run() -> Any:
         async with (
             httpx2.AsyncClient(headers=headers, timeout=20) as http,
-            Client(streamable_http_client(f"{url}{path}", http_client=http)) as client,
+            Client(streamable_http_client(f"{url}{path}", http_client=http), **options) as client,
         ):
             return await work(client)
 
@@ -114,6 +114,23 @@ def test_a_tool_starts_the_workflow_and_get_execution_reads_it(site, tenant):
     assert not started.is_error
     assert read.structured_content["workflow"] == "greet"
     assert AuditLog.objects.filter(action="mcp.server.call", target="mcp:start_greet").exists()
+
+
+def test_log_messages_reach_a_client_at_or_above_the_level_it_set(site, tenant):
+    _automation(tenant)
+    received: list[tuple[str, Any]] = []
+
+    async def collect(params: Any) -> None:
+        received.append((params.level, params.data))
+
+    async def calls(client: Client) -> None:
+        await client.set_logging_level("warning")
+        await client.call_tool("start_greet", {"person": "Ada"})  # info: below the level
+        await client.call_tool("start_greet", {"person": "Ada", "trace_id": "mine"})  # refused
+
+    _session(site, _key(tenant), calls, mode="legacy", logging_callback=collect)
+
+    assert [(level, data["error"]) for level, data in received] == [("error", "invalid_input")]
 
 
 def test_an_unlisted_tool_is_refused(site, tenant, other_tenant):
