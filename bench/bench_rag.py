@@ -3,19 +3,25 @@
 One process, one database (``automate_bench_rag``, next to the development database; its RAG
 tables are emptied first). N chunks of 384 dimensions are made up: vectors are drawn from 1,000
 clusters shaped like real sentence embeddings, at least as hard to search (see :class:`Corpus`),
-and texts are words from a 5,000-word vocabulary, so the full-text side has postings. Measured:
+and texts are words drawn by Zipf's law from a 30,000-word vocabulary, as words of real text are
+(``--uniform-words``: uniformly from 5,000 words, where every term is as common as any other and
+no BM25 top-k can stop early). Measured:
 
 * ``ingest``: our write path (:func:`rag.indexing.write_chunks`: COPY with the tsvector trigger,
-  the GIN and b-tree indexes) then the version's HNSW build (:func:`create_vector_index`), in
-  chunks/s; beside it raw pgvector: COPY of (id, embedding) into a bare table and the same
-  HNSW build. Ratio raw / ours says what our columns and indexes cost.
+  the GIN and b-tree indexes, the BM25 postings) then the version's HNSW build
+  (:func:`create_vector_index`), in chunks/s; beside it raw pgvector: COPY of (id, embedding)
+  into a bare table and the same HNSW build. Ratio raw / ours says what our columns and
+  indexes cost.
 * ``embed``: the end-to-end path with the local all-MiniLM-L6-v2 model (parse, chunk, embed,
   write) on a sample of documents: what a real sync achieves on this CPU.
-* ``query``: p50/p99 over Q queries of (a) :func:`rag.services.query` in vector mode and in
-  hybrid mode (vector + full text + RRF + fetch + highlights), (b) raw pgvector SQL on the same
+* ``query``: p50/p99 over Q queries of (a) :func:`rag.services.query` in vector, keyword and
+  hybrid mode (vector + BM25 + RRF + fetch + highlights), (b) raw pgvector SQL on the same
   table through the same HNSW graph with the same ef_search, (c) exact search (a sequential
-  scan). Query vectors come from a bench provider that maps each query text to its vector, so
-  no model time is counted. Recall@10 of (a) and (b) against (c).
+  scan), (d) exact BM25 summed over every posting of the query's terms
+  (:func:`rag.bm25.exhaustive_search`, the ceiling of the keyword side). Query vectors come from
+  a bench provider that maps each query text to its vector, so no model time is counted.
+  Recall@10 of (a) and (b) against (c), and the share of queries whose keyword top-10 is the
+  exact BM25 top-10, in order.
 
 Run: ``.venv/bin/python bench/bench_rag.py [--chunks 100000] [--queries 200] [--ef-search 100]``
 (add ``--chunks 1000000`` for the million-chunk figures; the HNSW build then dominates).
@@ -53,6 +59,7 @@ from django.test.utils import override_settings  # noqa: E402
 from automate_core.tenancy.models import Tenant  # noqa: E402
 from rag import indexing, services  # noqa: E402
 from rag.embeddings import Embedder  # noqa: E402
+from rag.filters import MetadataFilter  # noqa: E402
 from rag.models import (  # noqa: E402
     Document,
     EmbeddingModel,
@@ -128,6 +135,23 @@ class Corpus:
         return " ".join(self.rng.choice(self.words) for _ in range(words)) + "."
 
 
+class ZipfWords:
+    """Texts whose words follow Zipf's law (frequency ~ 1 / rank^1.07 over 30,000 words), as
+    the words of real text do: a few very common words, a long tail of rare ones."""
+
+    def __init__(self, seed: int = 7, vocabulary: int = 30_000, exponent: float = 1.07) -> None:
+        import numpy as np
+
+        self.nprng = np.random.default_rng(seed)
+        weights = 1 / np.arange(1, vocabulary + 1) ** exponent
+        self.p = weights / weights.sum()
+        self.words = np.array([f"z{n:05d}" for n in range(vocabulary)])
+
+    def texts(self, count: int, words: int) -> list[str]:
+        picks = self.nprng.choice(len(self.words), size=(count, words), p=self.p)
+        return [" ".join(row) + "." for row in self.words[picks]]
+
+
 def _percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -199,6 +223,10 @@ def ingest_ours(
     built = time.perf_counter() - started
     indexing.switch(version)
     indexing.analyze()
+    with connection.cursor() as cursor:
+        # What autovacuum does soon after a bulk insert: the visibility map lets the posting
+        # index answer without visiting the table.
+        cursor.execute("VACUUM rag_keywordposting")
     version.refresh_from_db()
     return version, copied, built
 
@@ -282,7 +310,7 @@ def query_phase(endpoint, version, texts, truth, ef: int, hybrid: bool) -> None:
         for text in texts:
             _, ms = timed(services.query, endpoint, text, top_k=10)
             hybrid_ms.append(ms)
-        rows.insert(1, ("ours hybrid (+fts, RRF, highlights)", hybrid_ms))
+        rows.insert(1, ("ours hybrid (+BM25, RRF, highlights)", hybrid_ms))
     print(f"-- ef_search {ef}")
     for label, samples in rows:
         p50, p99 = _percentiles(samples)
@@ -297,6 +325,45 @@ def query_phase(endpoint, version, texts, truth, ef: int, hybrid: bool) -> None:
             if hybrid
             else ""
         )
+    )
+
+
+def keyword_phase(endpoint, version, texts) -> None:  # type: ignore[no-untyped-def]
+    """Ours in keyword mode (BM25 top-k with the early stop) beside exact BM25 over every
+    posting, and how often the two top-10s are the same list."""
+    from rag import bm25
+
+    def exact(text: str) -> list[Any]:
+        stats = bm25.statistics(version.pk, text)
+        if stats is None:
+            return []
+        return [c for c, _ in bm25.exhaustive_search(version.pk, stats, MetadataFilter(), 10)]
+
+    endpoint.retrieval_config = {"mode": "keyword", "candidates": 10, "highlights": False}
+    for text in texts[:10]:
+        services.query(endpoint, text, top_k=10)
+        exact(text)
+    ours_ms, exact_ms, same, early = [], [], 0, 0
+    for n, text in enumerate(texts):
+        if n % 2:
+            truth, exact_t = timed(exact, text)
+        result, ms = timed(services.query, endpoint, text, top_k=10)
+        if not n % 2:
+            truth, exact_t = timed(exact, text)
+        ours_ms.append(ms)
+        exact_ms.append(exact_t)
+        same += [r.chunk_id for r in result.results] == truth
+        early += "rounds" in result.strategy
+    for label, samples in (
+        ("ours keyword (BM25 top-k)", ours_ms),
+        ("exact BM25 (every posting summed)", exact_ms),
+    ):
+        p50, p99 = _percentiles(samples)
+        print(f"query   {label:<38} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+    print(
+        f"keyword top-10 identical to exact BM25: {same / len(texts):.3f} of queries "
+        f"({early} stopped early, {len(texts) - early} summed every posting)   "
+        f"ratio p50 ours / exact: {_fmt(_percentiles(ours_ms)[0] / _percentiles(exact_ms)[0])}"
     )
 
 
@@ -366,6 +433,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="leave the chunks and index in place when done"
     )
+    parser.add_argument(
+        "--uniform-words", action="store_true", help="texts of uniformly drawn words (no Zipf)"
+    )
     args, _ = parser.parse_known_args()
     n, q = args.chunks, args.queries
     efs = [int(x) for x in str(args.ef_search).split(",")]
@@ -389,9 +459,16 @@ def main() -> None:
     corpus = Corpus()
     started = time.perf_counter()
     vectors = corpus.vectors(n)
-    rows = [(corpus.text(), vectors[i], i % 100) for i in range(n)]
+    if args.uniform_words:
+        texts_of = [corpus.text() for _ in range(n)]
+        queries_of = [corpus.text(6) for _ in range(q)]
+    else:
+        zipf = ZipfWords()
+        texts_of, queries_of = zipf.texts(n, 60), zipf.texts(q, 4)
+    rows = [(texts_of[i], vectors[i], i % 100) for i in range(n)]
+    del texts_of
     for i, vector in enumerate(corpus.vectors(q)):
-        QUERY_VECTORS[f"query {i} " + corpus.text(6)] = vector.tolist()
+        QUERY_VECTORS[f"query {i} " + queries_of[i]] = vector.tolist()
     print(f"made up the corpus in {time.perf_counter() - started:.1f} s")
     texts = list(QUERY_VECTORS)
 
@@ -430,6 +507,7 @@ def main() -> None:
         print(f"query   {'exact search (seq scan)':<38} p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
         for ef in efs:
             query_phase(endpoint, version, texts, truth, ef, hybrid=ef == efs[0])
+        keyword_phase(endpoint, version, texts)
     if args.embed_documents:
         embed_sample(tenant, args.embed_documents)
     if not args.keep:

@@ -29,8 +29,12 @@ Top-k (:func:`search`): for each query term read its ``depth`` strongest posting
 chunk's score; an upper bound adds the cut-off bound of every term it was not seen in). When the
 k-th lower bound beats every other upper bound, and that of any chunk not seen at all, the
 top-k set is certain (the NRA / threshold algorithm); the missing terms of those k chunks are
-then read by primary key for their exact scores. Otherwise the depth grows, and past
-``MAX_ROUNDS`` the query is answered exhaustively in SQL (:func:`exhaustive_search`).
+then read by primary key for their exact scores. Otherwise MaxScore: the weakest terms whose
+strongest postings add up to less than the k-th lower bound cannot make a chunk that lacks every
+other term reach the top, so only chunks holding one of the other, essential terms are scored
+(their other terms read by primary key), and the long lists of common terms are never read. When
+every term is essential, every posting of the query's terms is summed in SQL
+(:func:`exhaustive_search`).
 """
 
 from __future__ import annotations
@@ -52,11 +56,8 @@ _INDEX = KeywordIndex._meta.db_table
 _POSTINGS = KeywordPosting._meta.db_table
 _TERMS = KeywordTerm._meta.db_table
 
-#: Postings read per term by the first round (at least ``2 * limit``); each round reads
-#: ``GROWTH`` times deeper, and after ``MAX_ROUNDS`` the query is answered exhaustively.
+#: Postings read per term before deciding (at least ``2 * limit``).
 FIRST_DEPTH = 100
-GROWTH = 8
-MAX_ROUNDS = 2
 #: Float sums are compared with this much slack, so rounding never certifies a wrong top-k.
 _SLACK = 1e-9
 
@@ -232,23 +233,35 @@ def _ranked(scores: dict[uuid.UUID, float], limit: int) -> list[tuple[uuid.UUID,
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
 
-def _certain_top(
+@dataclass
+class _Round:
+    """What one read of each term's strongest postings proves."""
+
+    lower: dict[uuid.UUID, float]  # each seen chunk's score, from the postings read
+    seen: dict[uuid.UUID, set[str]]  # the terms each chunk was seen in
+    strongest: dict[str, float]  # per term: the most any of its postings can add
+    threshold: float  # the limit-th best lower bound (0 with fewer chunks seen)
+    top: list[uuid.UUID] | None  # the certain top chunks, or None
+
+
+def _read_round(
     stats: Statistics,
     postings: list[tuple[str, uuid.UUID, int, int, float]],
     depth: int,
     limit: int,
-) -> tuple[dict[uuid.UUID, float], dict[uuid.UUID, set[str]]] | None:
-    """The top-``limit`` chunks' lower bounds and the terms each was seen in, if the postings
-    read prove that no other chunk can score above them; None otherwise."""
+) -> _Round:
     lower: dict[uuid.UUID, float] = defaultdict(float)
     seen: dict[uuid.UUID, set[str]] = defaultdict(set)
     read: dict[str, int] = defaultdict(int)
+    first: dict[str, float] = {}
     cutoff: dict[str, float] = {}
     for term, chunk_id, frequency, length, key in postings:
         lower[chunk_id] += stats.idf[term] * stats.weight(frequency, length)
         seen[chunk_id].add(term)
         read[term] += 1
+        first.setdefault(term, key)
         cutoff[term] = key  # rows come strongest first within a term
+    strongest = {t: stats.idf[t] * first.get(t, 0.0) * stats.drift for t in stats.idf}
     # A term whose list came back shorter than depth was read whole: nothing hides behind it.
     bound = {
         term: stats.idf[term] * cutoff[term] * stats.drift
@@ -257,18 +270,25 @@ def _certain_top(
     }
     ranked = sorted(lower, key=lambda c: (-lower[c], c))
     top, rest = ranked[:limit], ranked[limit:]
-    unseen = sum(bound.values())
-    if not bound:
-        return {c: lower[c] for c in top}, {c: seen[c] for c in top}
-    if len(top) < limit:
-        return None
-    threshold = lower[top[-1]] * (1 - _SLACK)
+    threshold = lower[top[-1]] * (1 - _SLACK) if len(top) == limit else 0.0
     best_other = max(
-        [unseen] + [lower[c] + sum(v for t, v in bound.items() if t not in seen[c]) for c in rest]
+        [sum(bound.values())]  # a chunk not seen at all
+        + [lower[c] + sum(v for t, v in bound.items() if t not in seen[c]) for c in rest]
     )
-    if best_other >= threshold:
-        return None
-    return {c: lower[c] for c in top}, {c: seen[c] for c in top}
+    certain = not bound or (len(top) == limit and best_other < threshold)
+    return _Round(lower, seen, strongest, threshold, top if certain else None)
+
+
+def _essential_terms(found: _Round) -> list[str]:
+    """MaxScore: the terms a chunk must hold to beat the threshold. The weakest terms whose
+    strongest contributions add up to less than the threshold cannot lift a chunk that has
+    none of the others into the top, so their (long) lists need not be read."""
+    total, essential = 0.0, []
+    for term in sorted(found.strongest, key=lambda t: (found.strongest[t], t)):
+        total += found.strongest[term]
+        if total >= found.threshold:
+            essential.append(term)
+    return essential
 
 
 def search(
@@ -280,49 +300,71 @@ def search(
         return [], {"keyword": "bm25", "terms": 0}
     terms = sorted(stats.idf)
     depth = max(FIRST_DEPTH, 2 * limit)
-    for round_ in range(1, MAX_ROUNDS + 1):
-        postings = _top_postings(version.pk, terms, flt, depth)
-        found = _certain_top(stats, postings, depth, limit)
-        if found is not None:
-            lower, seen = found
-            missing = [c for c in lower if len(seen[c]) < len(terms)]
-            scores = dict(lower)
-            if missing:
-                for chunk_id, term, frequency, length in _postings_of(missing, terms):
-                    if term not in seen[chunk_id]:
-                        scores[chunk_id] += stats.idf[term] * stats.weight(frequency, length)
-            how = {"keyword": "bm25", "terms": len(terms), "depth": depth, "rounds": round_}
-            return _ranked(scores, limit), how
-        depth *= GROWTH
-    hits = exhaustive_search(version.pk, stats, flt, limit)
-    return hits, {"keyword": "bm25", "terms": len(terms), "exhaustive": True}
+    found = _read_round(stats, _top_postings(version.pk, terms, flt, depth), depth, limit)
+    how: dict[str, Any] = {"keyword": "bm25", "terms": len(terms)}
+    if found.top is not None:
+        scores = {c: found.lower[c] for c in found.top}
+        missing = [c for c in found.top if len(found.seen[c]) < len(terms)]
+        if missing:
+            for chunk_id, term, frequency, length in _postings_of(missing, terms):
+                if term not in found.seen[chunk_id]:
+                    scores[chunk_id] += stats.idf[term] * stats.weight(frequency, length)
+        return _ranked(scores, limit), {**how, "rounds": 1, "depth": depth}
+    essential = _essential_terms(found)
+    if len(essential) < len(terms):
+        hits = exhaustive_search(version.pk, stats, flt, limit, essential=essential)
+        return hits, {**how, "essential_terms": len(essential)}
+    return exhaustive_search(version.pk, stats, flt, limit), {**how, "exhaustive": True}
 
 
 def exhaustive_search(
-    version_id: Any, stats: Statistics, flt: MetadataFilter, limit: int
+    version_id: Any,
+    stats: Statistics,
+    flt: MetadataFilter,
+    limit: int,
+    *,
+    essential: Sequence[str] | None = None,
 ) -> list[tuple[uuid.UUID, float]]:
     """Exact BM25 over every posting of the query's terms, summed in SQL: the ceiling the
-    early stop is measured against, and its answer when stopping early does not pay."""
+    early stop is measured against. With ``essential`` terms, only chunks holding one of them
+    are scored (by primary-key reads of their other terms), which is exact when the other
+    terms alone cannot reach the top (see :func:`_essential_terms`)."""
     terms = sorted(stats.idf)
     where, params = _filter_sql(flt, "p")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT p.chunk_id, sum(q.idf * p.frequency * (%s + 1) / (p.frequency + %s * "  # noqa: S608 -- table from _meta, values bound
-            "(1 - %s + %s * p.length / %s))) AS score "
-            "FROM unnest(%s::text[], %s::float8[]) AS q(term, idf) "
-            f"JOIN {_POSTINGS} p ON p.index_version_id = %s AND p.term = q.term{where} "
-            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %s",
-            [
-                stats.k1,
-                stats.k1,
-                stats.b,
-                stats.b,
-                stats.avgdl,
-                terms,
-                [stats.idf[t] for t in terms],
-                version_id,
-                *params,
-                limit,
-            ],
+    weight = (
+        "q.idf * p.frequency * (%(k1)s + 1) / (p.frequency + %(k1)s * "
+        "(1 - %(b)s + %(b)s * p.length / %(avgdl)s))"
+    )
+    values: dict[str, Any] = {
+        "k1": stats.k1,
+        "b": stats.b,
+        "avgdl": stats.avgdl,
+        "terms": terms,
+        "idf": [stats.idf[t] for t in terms],
+        "version": version_id,
+        "essential": list(essential or ()),
+        "limit": limit,
+    }
+    parts = where.split("%s")  # the filter's positional values, as named ones
+    where = "".join(f"{part}%(f{n})s" for n, part in enumerate(parts[:-1])) + parts[-1]
+    values.update({f"f{n}": value for n, value in enumerate(params)})
+    if essential is None:
+        sql = (
+            f"SELECT p.chunk_id, sum({weight}) AS score "  # noqa: S608 -- table from _meta, values bound
+            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
+            f"JOIN {_POSTINGS} p ON p.index_version_id = %(version)s AND p.term = q.term{where} "
+            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s"
         )
+    else:
+        sql = (
+            "WITH candidates AS (SELECT DISTINCT p.chunk_id FROM "  # noqa: S608 -- table from _meta, values bound
+            f"{_POSTINGS} p WHERE p.index_version_id = %(version)s "
+            f"AND p.term = ANY(%(essential)s){where}) "
+            f"SELECT p.chunk_id, sum({weight}) AS score FROM candidates c "
+            "CROSS JOIN unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
+            f"JOIN {_POSTINGS} p ON p.chunk_id = c.chunk_id AND p.term = q.term "
+            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
         return [(i, float(s)) for i, s in cursor.fetchall()]

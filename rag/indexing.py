@@ -186,10 +186,10 @@ def switch(version: IndexVersion, *, report: IndexReport | None = None) -> None:
 
 
 def analyze() -> None:
-    """Refresh the planner's statistics of the chunk table after a build, so it knows the new
-    version's size when choosing between its graph and an index scan."""
+    """Refresh the planner's statistics of the chunk and posting tables after a build, so it
+    knows the new version's size when choosing between its graph and an index scan."""
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE rag_chunk")
+        cursor.execute("ANALYZE rag_chunk, rag_keywordposting")
 
 
 def discard(version: IndexVersion) -> None:
