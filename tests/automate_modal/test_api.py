@@ -87,6 +87,22 @@ def test_a_spawn_over_budget_is_a_402_and_spawns_nothing(cloud, endpoint, tenant
     assert cloud.spawned == []
 
 
+def test_a_spawn_over_the_api_keys_own_budget_is_a_402(cloud, endpoint, tenant):
+    key, raw = APIKey.issue(tenant=tenant, name="batch")
+    Budget.objects.create(
+        tenant=tenant,
+        scope_type="api_key",
+        scope_id=str(key.pk),
+        period="total",
+        limit_cost=Decimal("0.01"),
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert spawn(client).status_code == 402
+    assert spawn(client_for(tenant)).status_code == 202
+    assert len(cloud.spawned) == 1
+
+
 def test_an_unknown_endpoint_is_a_404(cloud, endpoint, api_client):
     response = spawn(api_client, endpoint="nope")
     assert response.status_code == 404

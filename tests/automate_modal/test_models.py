@@ -54,3 +54,20 @@ def test_jobs_are_listed_per_tenant(endpoint, tenant, other_tenant):
     ModalJob.objects.create(tenant=tenant, endpoint=endpoint, idempotency_key="k2")
     assert ModalJob.objects.for_tenant(tenant).count() == 1
     assert ModalJob.objects.for_tenant(other_tenant).count() == 0
+
+
+def test_invoke_spawns_a_job_of_the_endpoint(cloud, endpoint):
+    cloud.deploy("asr", "transcribe")
+    job = endpoint.invoke({"audio": "a.wav"})
+    assert job.endpoint == endpoint
+    assert [(c.args, c.object_id) for c in cloud.spawned] == [
+        (({"audio": "a.wav"},), job.function_call_id)
+    ]
+
+
+def test_get_logs_lists_the_latest_jobs_timelines_newest_first(cloud, endpoint):
+    cloud.deploy("asr", "transcribe")
+    first, second = endpoint.invoke({}), endpoint.invoke({})
+    logs = endpoint.get_logs()
+    assert [log["job_id"] for log in logs] == [str(second.pk), str(first.pk)]
+    assert logs[0]["attempts"][0]["gpu"] == "L4"

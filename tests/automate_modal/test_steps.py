@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from automate_core.executions.models import Execution
+from automate_core.governance.models import Budget
 from automate_core.outbox.models import OutboxJob
 from automate_core.testing.runtime import run_until_idle
 from automate_core.workflows import engine
@@ -138,6 +139,22 @@ def test_cancelling_the_run_cancels_the_call_without_waiting_for_the_next_poll(
     run_until_idle()
     assert cloud.spawned[0].cancelled
     assert ModalJob.objects.get(execution_id=run.pk).status == ModalJob.Status.CANCELLED
+
+
+def test_a_workflow_budget_that_cannot_hold_the_worst_case_fails_the_run_unspawned(
+    cloud, endpoint, tenant
+):
+    Budget.objects.create(
+        tenant=tenant,
+        scope_type="workflow",
+        scope_id="transcribe",
+        period="total",
+        limit_cost=Decimal("0.01"),
+    )
+    run = start(tenant)
+    assert run.status == Status.FAILED
+    assert "budget" in run.error.lower()
+    assert cloud.spawned == []
 
 
 def test_the_step_never_reaches_another_tenants_endpoint(cloud, endpoint, other_tenant):
