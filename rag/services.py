@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from django.db import transaction
+from django.db.models import QuerySet
 
-from automate_core.errors import InvalidInputError
+from automate_core.errors import InvalidInputError, NotFoundError
 from automate_core.governance import audit
 from automate_core.outbox import store
 from automate_core.tenancy.models import Tenant
@@ -769,3 +770,75 @@ def _enqueue_index(source: KnowledgeSource, document_ids: list[Any]) -> None:
         {"source": str(source.pk), "documents": [str(pk) for pk in document_ids]},
         tenant=source.tenant_id,
     )
+
+
+# -- documents of an endpoint --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A parsed document as other apps see it: no raw bytes, ``text`` only from
+    :func:`get_endpoint_document`."""
+
+    id: str
+    source: str
+    external_id: str
+    title: str
+    content_type: str
+    metadata: dict[str, Any]
+    updated_at: str
+    text: str = ""
+
+
+def _endpoint_documents(endpoint: RAGEndpoint) -> QuerySet[Document]:
+    """The tenant's parsed documents of the endpoint's sources that its forced filters admit
+    (the documents a query of the endpoint could cite)."""
+    rows: QuerySet[Document] = Document.objects.for_tenant(endpoint.tenant_id).filter(
+        source__endpoints=endpoint, status=Document.Status.OK
+    )
+    forced = forced_filters(endpoint)
+    if forced:
+        sql, params = forced.to_sql(f'"{Document._meta.db_table}"."metadata"')
+        rows = rows.extra(where=[sql], params=params)  # noqa: S610 - built by filters.to_sql
+    return rows.select_related("source").distinct()
+
+
+def _document_info(document: Document, *, text: str = "") -> DocumentInfo:
+    return DocumentInfo(
+        id=str(document.pk),
+        source=document.source.slug,
+        external_id=document.external_id,
+        title=document.title,
+        content_type=document.content_type,
+        metadata=dict(document.metadata or {}),
+        updated_at=document.updated_at.isoformat(),
+        text=text,
+    )
+
+
+def list_endpoint_documents(
+    endpoint: RAGEndpoint, *, limit: int = 100, after: str | None = None
+) -> list[DocumentInfo]:
+    """Up to ``limit`` documents of ``endpoint`` (see :func:`_endpoint_documents`), by id;
+    ``after`` (the last id of a page) gives the next page."""
+    rows = _endpoint_documents(endpoint).order_by("pk")
+    if after:
+        rows = rows.filter(pk__gt=after)
+    return [_document_info(document) for document in rows.defer("raw", "text", "blocks")[:limit]]
+
+
+def get_endpoint_document(endpoint: RAGEndpoint, document_id: str) -> DocumentInfo:
+    """Document ``document_id`` with its text, if ``endpoint`` may cite it (another tenant's,
+    another source's or a filtered-out document is not found)."""
+    try:
+        uuid.UUID(str(document_id))
+    except ValueError:
+        document = None
+    else:
+        document = _endpoint_documents(endpoint).filter(pk=document_id).first()
+    if document is None:
+        raise NotFoundError(
+            f"No document {document_id!r} in endpoint {endpoint.slug!r}",
+            details={"endpoint": endpoint.slug, "document": str(document_id)},
+        )
+    return _document_info(document, text=document.text)

@@ -12,7 +12,9 @@ exposure (only the tools it published, nothing else). What a key sees:
   key may use (``rag:<endpoint>``), through ``rag.services``;
 * prompts ``<prompt>.<label>``: each label of the tenant's prompts (``prompts:read``), with
   the version's declared variables as arguments;
-* resources ``automate://executions/{id}``: a run as JSON.
+* resources ``automate://executions/{id}``: a run as JSON; ``documents://<endpoint>/<id>``:
+  each document of an endpoint the key may use (``rag:<endpoint>``), as ``rag.services``
+  lists it (only what the endpoint could cite), read as its text.
 
 A call is looked up in the caller's own listing, so nothing unlisted is ever callable, and
 another tenant's rows are never found (every query is ``for_tenant``).
@@ -40,6 +42,9 @@ from mcp_bridge.models import PublicMCPExposure
 from rag import services as rag
 
 EXECUTION_URI = "automate://executions/{id}"
+DOCUMENT_URI = "documents://{endpoint}/{id}"
+#: Documents listed per endpoint by ``resources/list`` (each is readable by URI regardless).
+DOCUMENTS_LISTED = 100
 OPEN_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 
 
@@ -292,9 +297,35 @@ def render(caller: Caller, name: str, arguments: Mapping[str, Any]) -> list[Any]
 # -- resources -----------------------------------------------------------------------------------
 
 
-def read(caller: Caller, uri: str) -> dict[str, Any]:
-    """The JSON of resource ``uri`` (``automate://executions/<id>``)."""
-    prefix = EXECUTION_URI.split("{", 1)[0]
-    if caller.published is None and uri.startswith(prefix):
-        return _execution_json(_execution(caller, uri[len(prefix) :]))
+def documents(caller: Caller) -> list[mcp_types.Resource]:
+    """The documents of each endpoint the key may use (none for a public exposure)."""
+    if caller.published is not None:
+        return []
+    found: list[mcp_types.Resource] = []
+    for slug, _name in _endpoints(caller):
+        endpoint = rag.get_endpoint(caller.tenant, slug)
+        for document in rag.list_endpoint_documents(endpoint, limit=DOCUMENTS_LISTED):
+            found.append(
+                mcp_types.Resource(
+                    uri=DOCUMENT_URI.format(endpoint=slug, id=document.id),
+                    name=document.title or document.external_id,
+                    description=f"{document.external_id} ({document.source})",
+                    mime_type=document.content_type or "text/plain",
+                )
+            )
+    return found
+
+
+def read(caller: Caller, uri: str) -> tuple[str, Any]:
+    """Resource ``uri`` as (MIME type, value): an execution's JSON, or a document's text."""
+    executions = EXECUTION_URI.split("{", 1)[0]
+    documents_prefix = DOCUMENT_URI.split("{", 1)[0]
+    if caller.published is None and uri.startswith(executions):
+        return "application/json", _execution_json(_execution(caller, uri[len(executions) :]))
+    if caller.published is None and uri.startswith(documents_prefix):
+        slug, _, document_id = uri[len(documents_prefix) :].partition("/")
+        if caller.allows(f"rag:{slug}"):
+            endpoint = rag.get_endpoint(caller.tenant, slug)
+            document = rag.get_endpoint_document(endpoint, document_id)
+            return document.content_type or "text/plain", document.text
     raise NotListed(f"No resource {uri!r} for this key")

@@ -190,8 +190,9 @@ class PlatformServer(MCPServer):
     async def _handle_list_resources(
         self, ctx: Any, params: mcp_types.PaginatedRequestParams | None
     ) -> mcp_types.ListResourcesResult:
-        await self._caller()
-        return mcp_types.ListResourcesResult(resources=[])
+        caller = await self._caller()
+        found = await in_thread(lambda: catalog.documents(caller))
+        return mcp_types.ListResourcesResult(resources=found)
 
     async def _handle_list_resource_templates(
         self, ctx: Any, params: mcp_types.PaginatedRequestParams | None
@@ -207,6 +208,13 @@ class PlatformServer(MCPServer):
                     mime_type="application/json",
                 )
             )
+            templates.append(
+                mcp_types.ResourceTemplate(
+                    uri_template=catalog.DOCUMENT_URI,
+                    name="document",
+                    description="A document of a RAG endpoint the key may use, as text.",
+                )
+            )
         return mcp_types.ListResourceTemplatesResult(resource_templates=templates)
 
     async def _handle_read_resource(
@@ -215,17 +223,14 @@ class PlatformServer(MCPServer):
         caller = await self._caller()
         uri = str(params.uri)
         try:
-            value = await in_thread(
+            mime_type, value = await in_thread(
                 lambda: _audited(caller, "read", uri, lambda: catalog.read(caller, uri))
             )
         except AutomateError as exc:
             raise MCPError(code=mcp_types.INVALID_PARAMS, message=exc.message) from None
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
         return mcp_types.ReadResourceResult(
-            contents=[
-                mcp_types.TextResourceContents(
-                    uri=uri, text=json.dumps(value, default=str), mime_type="application/json"
-                )
-            ]
+            contents=[mcp_types.TextResourceContents(uri=uri, text=text, mime_type=mime_type)]
         )
 
 

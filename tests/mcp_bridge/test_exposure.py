@@ -19,7 +19,8 @@ from automate_core.testing.live_server import serve_asgi
 from automate_core.workflows.models import Automation
 from automate_llm import prompts
 from mcp_bridge.exposure.asgi import MCPMount
-from rag.models import EmbeddingModel, RAGEndpoint
+from rag import services as rag
+from rag.models import EmbeddingModel, KnowledgeSource, RAGEndpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,9 +64,19 @@ def _automation(tenant, slug: str = "greet") -> None:
     Automation.objects.create(tenant=tenant, name=slug, slug=slug).new_version(GREET).publish()
 
 
-def _endpoint(tenant, slug: str) -> None:
+def _endpoint(tenant, slug: str) -> RAGEndpoint:
     model = EmbeddingModel.objects.create(tenant=tenant, name=f"{slug} model")
-    RAGEndpoint.objects.create(tenant=tenant, name=slug, slug=slug, embedding_model=model)
+    return RAGEndpoint.objects.create(tenant=tenant, name=slug, slug=slug, embedding_model=model)
+
+
+def _document(endpoint: RAGEndpoint, name: str, text: str) -> str:
+    """Push a document into a new source of ``endpoint``; its MCP resource URI."""
+    source = KnowledgeSource.objects.create(tenant=endpoint.tenant, name=name, type="api")
+    endpoint.sources.add(source)
+    document, _ = rag.push_document(
+        source, external_id=name, data=text.encode(), content_type="text/markdown"
+    )
+    return f"documents://{endpoint.slug}/{document.pk}"
 
 
 def test_an_unscoped_key_lists_its_tenants_workflows_and_endpoints(site, tenant):
@@ -90,6 +101,24 @@ def test_a_key_sees_only_what_its_scopes_name(site, tenant):
     _endpoint(tenant, "internal")
 
     assert _tool_names(site, _key(tenant, "rag:docs")) == {"query_docs", "answer_docs"}
+
+
+def test_a_key_lists_and_reads_the_documents_of_its_endpoints_only(site, tenant):
+    docs = _document(_endpoint(tenant, "docs"), "refunds.md", "# Refunds\n\nFive days.")
+    internal = _document(_endpoint(tenant, "internal"), "salaries.md", "# Salaries")
+
+    async def list_and_read(client: Client) -> tuple[set[str], str]:
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        read = await client.read_resource(docs)
+        return listed, read.contents[0].text
+
+    listed, text = _session(site, _key(tenant, "rag:docs"), list_and_read)
+
+    assert listed == {docs}
+    assert "Five days." in text
+    with pytest.raises(BaseException) as refused:
+        _session(site, _key(tenant, "rag:docs"), lambda client: client.read_resource(internal))
+    assert "No resource" in str(_leaves(refused.value))
 
 
 def test_another_tenants_endpoints_are_never_listed(site, tenant, other_tenant):
