@@ -82,6 +82,11 @@ class RetrievalConfig(BaseModel):
     reranker: str | None = None
     #: Return highlighted fragments of each result.
     highlights: bool = True
+    #: Answers: each hit's passage also holds this many neighbouring chunks of its document on
+    #: each side (0: the hit alone); see :mod:`rag.passages`.
+    passage_window: int = Field(0, ge=0, le=5)
+    #: Answers: passages of near-identical documents are given to the model once.
+    collapse_duplicates: bool = True
     #: Generation options of answers (ignored by plain queries).
     answer: AnswerConfig = AnswerConfig()
 
