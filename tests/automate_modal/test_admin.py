@@ -55,6 +55,16 @@ def test_a_jobs_payloads_are_redacted_for_staff_without_the_raw_permission(
     assert "hunter2-hunter2" in admin_client.get(url("modaljob", "change", job.pk)).content.decode()
 
 
+def test_staff_of_another_tenant_neither_see_nor_open_a_job(cloud, endpoint, other_tenant, client):
+    job = services.spawn_job(endpoint, {})
+    staff = User.objects.create_user("outsider", is_staff=True, password="pw-12345678")
+    staff.user_permissions.add(Permission.objects.get(codename="view_modaljob"))
+    TenantMembership.objects.create(tenant=other_tenant, user=staff)
+    client.force_login(staff)
+    assert str(job.pk) not in client.get(url("modaljob", "changelist")).content.decode()
+    assert client.get(url("modaljob", "change", job.pk)).status_code in (302, 404)
+
+
 def test_the_cancel_action_cancels_running_jobs(cloud, endpoint, admin_client):
     job = services.spawn_job(endpoint, {})
     response = admin_client.post(
