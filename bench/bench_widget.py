@@ -4,16 +4,22 @@ One uvicorn process serves the project (the real ASGI application) on loopback; 
 from the OpenAI wire server of the test suite (``automate_llm.testing``), each streamed in
 6-character pieces.
 
-* **Concurrency**: ``--conversations`` (80) visitors at once, each from an allowed origin:
-  start a conversation, ask, read the SSE answer to ``done``. Reported: wall time, every
-  stream's time to first token and to ``done`` (median, p95, max: a stream blocked behind the
-  others shows as a max far above the median), and the server process's threads and resident
-  memory before, at the peak and after (flat after = nothing leaked).
-  Django under ASGI opens a database connection per request in flight, and starting 200
-  conversations at once puts 200 requests in flight: the embedded Postgres allows 100
-  connections, shared with whatever else runs, so 200 needs ``DATABASE_URL`` pointing at a
-  server with ``max_connections`` above 250 (or a connection pool). Streams hold no connection
-  between pieces, so it is the starts, not the answers, that need them.
+* **Concurrency**: ``--conversations`` (200) visitors, arriving over ``--ramp`` (6 s), each
+  from an allowed origin: start a conversation, ask, read the SSE answer to ``done``. The model
+  sends a piece every ``--pace`` (400 ms; 35 pieces), so an answer lasts longer than the ramp
+  and every answer is open at the same time.
+  Reported: wall time, the most answers open at once, every stream's time to first token and
+  to ``done`` (median, p95, max: a stream blocked behind the others shows as a max far above
+  the median), the server process's threads and resident memory before, at the peak and after
+  (flat after = nothing leaked), and the most database connections open at once. An answer
+  holds no database connection between its pieces, so 200 open answers fit the embedded
+  Postgres' 100 connections: only a request's own work up to the model's first piece (its
+  queries, and the LLM gateway's as it opens the provider) holds one. Visitors arriving faster
+  than that work drains would each need one at once, as for any Django view; bounding that is
+  a connection pooler's job (pgbouncer, or Django's psycopg pool), not a reason to raise
+  ``max_connections``. The bench plays the pooler: at most ``--admitting`` (40) visitors are
+  between arriving and their first piece at once (the wait for a place is not counted in the
+  time to first token), so it runs on a machine that is busy with other work too.
 * **Time to first token**: ``--samples`` answers asked one at a time, alternating the widget's
   ``/widgets/v1/<pk>/conversations/<id>/messages`` and the RAG answer API
   ``/api/v1/rag/<endpoint>/answer`` (``stream: true``) on the same endpoint; the difference of
@@ -22,7 +28,7 @@ from the OpenAI wire server of the test suite (``automate_llm.testing``), each s
 * **Bundle**: the size of ``embed.js``, raw and gzipped (budget 20 KB gzipped).
 
 Uses its own ``automate_bench_widget`` database (on the embedded Postgres unless
-``DATABASE_URL`` is set). Run: ``.venv/bin/python bench/bench_widget.py [--conversations 80]
+``DATABASE_URL`` is set). Run: ``.venv/bin/python bench/bench_widget.py [--conversations 200]
 [--samples 60]`` (or ``python -m bench widget``).
 """
 
@@ -53,8 +59,10 @@ setup_django(BENCH_DB)
 
 # isort: split
 import httpx
+import psycopg
 from django.core.asgi import get_asgi_application
 from django.core.management import call_command
+from django.db import connections
 from django.test import override_settings
 
 from automate_core.tenancy.models import APIKey, Tenant
@@ -75,6 +83,22 @@ DOCS = {
     "returned item arrives.\n",
     "shipping.md": "# Shipping\n\nOrders ship from Lyon. Standard delivery takes three days.\n",
 }
+
+
+class PacedWire(OpenAIWire):
+    """The wire server with a pause before each piece of a streamed answer: a model's pace."""
+
+    pace = 0.0
+
+    def answer(self, exchange: Any, request: Any, reply: Reply) -> None:
+        send = exchange.event
+
+        def paced(*args: Any, **kwargs: Any) -> None:
+            time.sleep(self.pace)
+            send(*args, **kwargs)
+
+        exchange.event = paced
+        super().answer(exchange, request, reply)
 
 
 def setup(wire: OpenAIWire) -> tuple[ChatEmbed, str, str]:
@@ -127,37 +151,95 @@ def process_stats() -> tuple[int, float]:
     return threading.active_count(), rss
 
 
-async def converse(client: httpx.AsyncClient, base: str, key: str) -> tuple[float, float]:
-    """One visitor: start, ask, read to ``done``; (first token, done) in seconds."""
-    headers = {"Origin": ORIGIN}
-    started = await client.post(f"{base}/widgets/v1/{key}/conversations", headers=headers)
-    body = started.json()
-    headers["Authorization"] = f"Bearer {body['token']}"
-    url = f"{base}/widgets/v1/{key}/conversations/{body['conversation']}/messages"
-    t0 = time.perf_counter()
-    first = None
-    async with client.stream("POST", url, json={"text": QUESTION}, headers=headers) as response:
-        assert response.status_code == 200, await response.aread()
-        async for line in response.aiter_lines():
-            if first is None and line == "event: text":
-                first = time.perf_counter() - t0
-            if line == "event: done":
-                break
+class Gauge:
+    """How many answers are open now, and the most that were."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    def add(self, step: int) -> None:
+        self.now += step
+        self.peak = max(self.peak, self.now)
+
+
+def database_connections() -> int:
+    """Connections to the bench database open now (this one included)."""
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [BENCH_DB]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def converse(
+    client: httpx.AsyncClient,
+    base: str,
+    key: str,
+    gauge: Gauge,
+    gate: asyncio.Semaphore,
+    arrival: float,
+) -> tuple[float, float]:
+    """One visitor, ``arrival`` seconds in: start, ask, read to ``done``; (first token, done)
+    in seconds. Starting and asking up to the first piece happen inside ``gate``."""
+    await asyncio.sleep(arrival)
+    await gate.acquire()
+    admitted = True
+    try:
+        headers = {"Origin": ORIGIN}
+        started = await client.post(f"{base}/widgets/v1/{key}/conversations", headers=headers)
+        assert started.status_code == 201, started.content
+        body = started.json()
+        headers["Authorization"] = f"Bearer {body['token']}"
+        url = f"{base}/widgets/v1/{key}/conversations/{body['conversation']}/messages"
+        t0 = time.perf_counter()
+        first = None
+        gauge.add(1)
+        try:
+            async with client.stream(
+                "POST", url, json={"text": QUESTION}, headers=headers
+            ) as response:
+                assert response.status_code == 200, await response.aread()
+                async for line in response.aiter_lines():
+                    if first is None and line == "event: text":
+                        first = time.perf_counter() - t0
+                        gate.release()
+                        admitted = False
+                    if line == "event: done":
+                        break
+        finally:
+            gauge.add(-1)
+    finally:
+        if admitted:
+            gate.release()
     return (first or 0.0), time.perf_counter() - t0
 
 
-async def crowd(base: str, key: str, count: int, sample: list[tuple[int, float]]) -> list[Any]:
+async def crowd(
+    base: str,
+    key: str,
+    count: int,
+    ramp: float,
+    admitting: int,
+    sample: list[tuple[int, float, int]],
+    gauge: Gauge,
+) -> list[Any]:
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
         async def watch() -> None:
             while True:
-                sample.append(process_stats())
+                threads, rss = process_stats()
+                databases = await asyncio.to_thread(database_connections)
+                sample.append((threads, rss, databases))
                 await asyncio.sleep(0.05)
 
         watcher = asyncio.create_task(watch())
         try:
-            return await asyncio.gather(*(converse(client, base, key) for _ in range(count)))
+            gate = asyncio.Semaphore(admitting)
+            visitors = (
+                converse(client, base, key, gauge, gate, i * ramp / count) for i in range(count)
+            )
+            return await asyncio.gather(*visitors)
         finally:
             watcher.cancel()
 
@@ -208,37 +290,58 @@ def ms(values: list[float], q: float | None = None) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--conversations", type=int, default=80)
+    parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--samples", type=int, default=60)
+    parser.add_argument("--ramp", type=float, default=6.0)
+    parser.add_argument("--pace", type=float, default=0.4)
+    parser.add_argument("--admitting", type=int, default=40)
     args = parser.parse_args()
 
     raw = build.OUTPUT.read_bytes()
     print(f"embed.js: {len(raw) / 1024:.1f} KB, {len(gzip.compress(raw, 9)) / 1024:.1f} KB gzip")
 
     os.environ[f"AUTOMATE_SECRET_{WIRE_SECRET}"] = WIRE_API_KEY
+    # As under any ASGI server: a request's connection is closed when it ends (a persistent
+    # one would stay with a request thread that is gone).
+    connections.settings["default"]["CONN_MAX_AGE"] = 0
     with (
         override_settings(AUTOMATE={"EGRESS_ALLOW_PRIVATE": ["127.0.0.1"]}),
-        OpenAIWire() as wire,
+        PacedWire() as wire,
         serve_asgi(get_asgi_application()) as base,
     ):
         embed, endpoint, raw_key = setup(wire)
-        # Every request gets this answer, streamed in 6-character pieces.
+        # Every request gets this answer, streamed in 6-character pieces, at the model's pace
+        # for the crowd, at once for the first-token samples.
         wire.script(
             *[Reply(text=ANSWER, chunk_size=6)] * (args.conversations + 2 * args.samples + 10)
         )
+        wire.pace = args.pace
         before = process_stats()
-        sample: list[tuple[int, float]] = []
+        sample: list[tuple[int, float, int]] = []
+        gauge = Gauge()
         t0 = time.perf_counter()
-        results = asyncio.run(crowd(base, embed.publishable_key, args.conversations, sample))
+        results = asyncio.run(
+            crowd(
+                base,
+                embed.publishable_key,
+                args.conversations,
+                args.ramp,
+                args.admitting,
+                sample,
+                gauge,
+            )
+        )
         wall = time.perf_counter() - t0
         time.sleep(1)
         after = process_stats()
         firsts = [r[0] for r in results]
         dones = [r[1] for r in results]
-        peak_threads = max(t for t, _ in sample) if sample else before[0]
-        peak_rss = max(m for _, m in sample) if sample else before[1]
+        peak_threads = max(t for t, _, _ in sample) if sample else before[0]
+        peak_rss = max(m for _, m, _ in sample) if sample else before[1]
+        peak_databases = max(d for _, _, d in sample) if sample else 0
         print(
-            f"{args.conversations} concurrent conversations in {wall:.2f} s; first token "
+            f"{args.conversations} concurrent conversations in {wall:.2f} s, {gauge.peak} "
+            f"answers open at once (a piece every {args.pace * 1000:.0f} ms); first token "
             f"median {ms(firsts):.1f} ms, p95 {ms(firsts, 0.95):.1f} ms, max "
             f"{max(firsts) * 1000:.1f} ms; done median {ms(dones):.1f} ms, max "
             f"{max(dones) * 1000:.1f} ms"
@@ -246,8 +349,9 @@ def main() -> None:
         print(
             f"server threads {before[0]} before, {peak_threads} at peak, {after[0]} after; "
             f"memory {before[1]:.0f} MiB before, {peak_rss:.0f} MiB at peak, "
-            f"{after[1]:.0f} MiB after"
+            f"{after[1]:.0f} MiB after; at most {peak_databases} database connections"
         )
+        wire.pace = 0.0
         widget_times, api_times = ttft(base, embed, endpoint, raw_key, args.samples)
         added = ms(widget_times) - ms(api_times)
         print(
