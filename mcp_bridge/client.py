@@ -121,6 +121,9 @@ class Connection:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     tenant: Tenant | None = None
     stdio: StdioServerParameters | None = None
+    #: The SDK's OAuth client for a server that demands OAuth, and a digest of its credentials.
+    auth: httpx2.Auth | None = field(default=None, repr=False)
+    auth_digest: str = ""
 
 
 def stdio_parameters(name: str) -> StdioServerParameters:
@@ -157,11 +160,19 @@ def connection_for(server: MCPServer) -> Connection:
             transport="stdio", tenant=tenant, stdio=stdio_parameters(server.stdio_command)
         )
     check_url(server.url, tenant)  # a clear refusal before the SDK starts; requests re-check
+    auth, digest = None, ""
+    oauth = (server.auth_config or {}).get("oauth")
+    if oauth:
+        from mcp_bridge.oauth import oauth_provider
+
+        auth, digest = oauth_provider(oauth, server_id=server.pk, url=server.url, tenant=tenant)
     return Connection(
         transport=server.transport,
         url=server.url,
         headers=auth_headers(server.auth_config, tenant),
         tenant=tenant,
+        auth=auth,
+        auth_digest=digest,
     )
 
 
@@ -171,6 +182,7 @@ def _http_client(connection: Connection, **options: Any) -> httpx2.AsyncClient:
         connection.tenant,
         headers={**connection.headers, **(options.pop("headers", None) or {})},
         timeout=options.pop("timeout", timeout),
+        auth=options.pop("auth", None) or connection.auth,
         **options,
     )
 

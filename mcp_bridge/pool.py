@@ -43,6 +43,7 @@ def connection_key(server_id: Any, connection: sessions.Connection) -> str:
         "transport": connection.transport,
         "url": connection.url,
         "headers": sorted(connection.headers.items()),
+        "auth": connection.auth_digest,
         "stdio": stdio,
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()

@@ -10,6 +10,7 @@ Loopback is refused by the egress policy by default: allow it in the test with
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 import threading
 import time
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 
@@ -131,8 +134,21 @@ class ToolServer:
             time.sleep(0.002)
 
     @contextmanager
-    def serving(self, *, transport: str = "streamable_http") -> Iterator[str]:
-        """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``)."""
+    def serving(
+        self, *, transport: str = "streamable_http", oauth: AuthorizationServer | None = None
+    ) -> Iterator[str]:
+        """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``).
+        With ``oauth``, every MCP request needs one of its tokens (401 otherwise), and it
+        answers its metadata and token endpoints beside the MCP server."""
+        listener = loopback_listener()
+        base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        if oauth is not None:
+            self.server.settings.auth = AuthSettings(
+                issuer_url=base_url,  # type: ignore[arg-type]
+                resource_server_url=f"{base_url}/mcp",  # type: ignore[arg-type]
+                validate_token_resource=False,  # its tokens name no resource
+            )
+            self.server._token_verifier = oauth  # what MCPServer(token_verifier=...) sets
         if transport == "sse":
             inner, path = self.server.sse_app(), "/sse"
         else:
@@ -141,9 +157,12 @@ class ToolServer:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] == "lifespan":
                 self._loop = asyncio.get_running_loop()  # where announce() publishes
+            if oauth is not None and scope["type"] == "http" and oauth.serves(scope["path"]):
+                await oauth.app(base_url)(scope, receive, send)
+                return
             await inner(scope, receive, send)
 
-        with serve_with_lifespan(app) as base:
+        with serve_with_lifespan(app, listener) as base:
             self.url = f"{base}{path}"
             try:
                 yield self.url
@@ -152,17 +171,24 @@ class ToolServer:
                 pool.close_all()  # pooled sessions would hold the server's shutdown open
 
 
-@contextmanager
-def serve_with_lifespan(app: Any) -> Iterator[str]:
-    """Serve the ASGI ``app`` with uvicorn on a loopback port, lifespan on (the SDK's apps
-    start their session manager there), until the block ends; yields the base URL."""
-    import uvicorn
-
+def loopback_listener() -> socket.socket:
+    """A socket bound to a free loopback port, for :func:`serve_with_lifespan` (bind first
+    when the app must know its own URL, as an OAuth resource server does)."""
     listener = socket.socket()
     # Accepted connections inherit it: small SSE writes are not held back by Nagle's
     # algorithm waiting on the client's delayed ACK (40 ms a request on loopback).
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
+    return listener
+
+
+@contextmanager
+def serve_with_lifespan(app: Any, listener: socket.socket | None = None) -> Iterator[str]:
+    """Serve the ASGI ``app`` with uvicorn on a loopback port, lifespan on (the SDK's apps
+    start their session manager there), until the block ends; yields the base URL."""
+    import uvicorn
+
+    listener = listener or loopback_listener()
     server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
@@ -198,3 +224,81 @@ def _with_signature_of(fn: Callable[..., Any], wrapper: Callable[..., Any]) -> C
     tool.__name__ = fn.__name__
     tool.__doc__ = fn.__doc__
     return tool
+
+
+@dataclass
+class AuthorizationServer:
+    """A small OAuth 2.1 authorization server for tests, served beside a :class:`ToolServer`
+    (``serving(oauth=...)``): RFC 8414 metadata and a token endpoint with the
+    ``client_credentials`` and ``refresh_token`` grants (``client_secret_basic``), and the
+    SDK's token verifier for the MCP server. The first access token expires at once
+    (``expires_in=0``), so a client must refresh it on its next request."""
+
+    client_id: str = "automate-tests"
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: The grant of each token request answered, in order.
+    grants: list[str] = field(default_factory=list)
+    #: Access tokens issued, newest last.
+    issued: list[str] = field(default_factory=list)
+    _refresh_tokens: set[str] = field(default_factory=set, repr=False)
+
+    PATHS = ("/.well-known/oauth-authorization-server", "/token")
+
+    def serves(self, path: str) -> bool:
+        return path in self.PATHS
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if token not in self.issued:
+            return None
+        return AccessToken(token=token, client_id=self.client_id, scopes=[])
+
+    def app(self, base_url: str) -> Any:
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            request = Request(scope, receive)
+            if request.url.path != "/token":
+                response = JSONResponse(
+                    {
+                        "issuer": base_url,
+                        "authorization_endpoint": f"{base_url}/authorize",
+                        "token_endpoint": f"{base_url}/token",
+                        "response_types_supported": ["code"],
+                        "grant_types_supported": ["client_credentials", "refresh_token"],
+                        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                    }
+                )
+            else:
+                response = self._token(request.headers, dict(await request.form()))
+            await response(scope, receive, send)
+
+        return asgi
+
+    def _token(self, headers: Any, form: dict[str, Any]) -> Any:
+        import base64
+
+        from starlette.responses import JSONResponse
+
+        expected = f"{self.client_id}:{self.client_secret}".encode()
+        if headers.get("authorization") != "Basic " + base64.b64encode(expected).decode():
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        grant = form.get("grant_type")
+        if grant == "refresh_token" and form.get("refresh_token") in self._refresh_tokens:
+            expires_in = 3600
+        elif grant == "client_credentials":
+            expires_in = 0
+        else:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        self.grants.append(str(grant))
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.issued.append(access)
+        self._refresh_tokens.add(refresh)
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+                "refresh_token": refresh,
+            }
+        )

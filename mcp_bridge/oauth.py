@@ -1,0 +1,139 @@
+"""OAuth 2.1 for MCP servers that demand it, through the SDK's OAuth client
+(:class:`mcp.client.auth.OAuthClientProvider`, an ``httpx2.Auth`` on the session's client).
+
+``auth_config = {"oauth": {...}}`` chooses it:
+
+* ``"grant": "client_credentials"`` (headless): ``client_id``, ``client_secret`` (a
+  SecretRef), ``issuer`` (the authorization server the credentials belong to: they are sent
+  nowhere else, and the flow stops if the MCP server points elsewhere), optional ``scope``.
+
+The provider discovers the authorization server from the MCP server's 401 (protected
+resource metadata, RFC 9728, then RFC 8414), obtains a token, refreshes it when it expires,
+and sends it on every request. Tokens live only in :class:`SecretTokenStorage`: the tenant's
+encrypted StoredSecret ``mcp-oauth/<server id>`` (never a plain column, never logged; each
+value read or written is registered with the redactor). Every OAuth request goes through the
+session's egress-checked client like the MCP requests themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+from django.core.exceptions import ValidationError
+from django.db import connections
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+
+from automate_core.governance.models import StoredSecret
+from automate_core.governance.redaction import register_secret_value
+from automate_core.governance.secrets import find_secret_refs, resolve_secrets
+from automate_core.governance.stored_secrets import set_secret
+
+if TYPE_CHECKING:
+    from automate_core.tenancy.models import Tenant
+
+T = TypeVar("T")
+
+GRANTS = {"client_credentials"}
+KNOWN_KEYS = {"grant", "client_id", "client_secret", "scope", "issuer"}
+
+
+def check_oauth_config(config: Any) -> None:
+    """Raise ValidationError unless ``config`` is a valid ``auth_config["oauth"]``."""
+    if not isinstance(config, Mapping):
+        raise ValidationError('"oauth" must be an object')
+    unknown = set(config) - KNOWN_KEYS
+    if unknown:
+        raise ValidationError(f"unknown oauth keys: {', '.join(sorted(unknown))}")
+    if config.get("grant") not in GRANTS:
+        raise ValidationError(f'"oauth.grant" must be one of: {", ".join(sorted(GRANTS))}')
+    for required in ("client_id", "issuer"):
+        if not config.get(required):
+            raise ValidationError(f'"oauth.{required}" is required')
+    if not find_secret_refs(config.get("client_secret")):
+        raise ValidationError('"oauth.client_secret" must be a SecretRef: {"$secret": "NAME"}')
+
+
+def token_secret_name(server_id: Any) -> str:
+    """The StoredSecret holding the server's tokens and client registration."""
+    return f"mcp-oauth/{server_id}"
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """Database work off the event loop, in a thread whose connection is closed after."""
+
+    def work() -> T:
+        try:
+            return fn()
+        finally:
+            connections.close_all()
+
+    return await anyio.to_thread.run_sync(work)
+
+
+class SecretTokenStorage:
+    """The SDK's ``TokenStorage`` over one encrypted StoredSecret of the server's tenant
+    (JSON ``{"tokens": ..., "client": ...}``)."""
+
+    def __init__(self, server_id: Any, tenant: Tenant) -> None:
+        self.name = token_secret_name(server_id)
+        self.tenant = tenant
+
+    def _read(self) -> dict[str, Any]:
+        row = StoredSecret.objects.filter(tenant=self.tenant, name=self.name).first()
+        if row is None:
+            return {}
+        stored: dict[str, Any] = json.loads(row.decrypt())
+        _register(stored)
+        return stored
+
+    def _write(self, key: str, value: dict[str, Any]) -> None:
+        stored = {**self._read(), key: value}
+        _register(stored)
+        set_secret(self.name, json.dumps(stored), tenant=self.tenant, actor="system:mcp.oauth")
+
+    async def get_tokens(self) -> OAuthToken | None:
+        tokens = (await _in_thread(self._read)).get("tokens")
+        return OAuthToken.model_validate(tokens) if tokens else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        value = tokens.model_dump(mode="json", exclude_none=True)
+        await _in_thread(lambda: self._write("tokens", value))
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        client = (await _in_thread(self._read)).get("client")
+        return OAuthClientInformationFull.model_validate(client) if client else None
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        value = client_info.model_dump(mode="json", exclude_none=True)
+        await _in_thread(lambda: self._write("client", value))
+
+
+def _register(stored: Mapping[str, Any]) -> None:
+    for key in ("access_token", "refresh_token"):
+        register_secret_value(str((stored.get("tokens") or {}).get(key) or ""))
+    register_secret_value(str((stored.get("client") or {}).get("client_secret") or ""))
+
+
+def oauth_provider(
+    config: Mapping[str, Any], *, server_id: Any, url: str, tenant: Tenant
+) -> tuple[OAuthClientProvider, str]:
+    """The SDK provider for ``auth_config["oauth"]``, and a digest of what it authenticates
+    with (so the session pool never lends a session opened with other credentials)."""
+    resolved = resolve_secrets(dict(config), tenant)
+    storage = SecretTokenStorage(server_id, tenant)
+    provider = ClientCredentialsOAuthProvider(
+        url,
+        storage,
+        client_id=str(resolved["client_id"]),
+        client_secret=str(resolved["client_secret"]),
+        scope=resolved.get("scope") or None,
+        issuer=str(resolved["issuer"]),
+    )
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    return provider, digest
