@@ -136,6 +136,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "automate_core.api.schema.NormalizedErrorSchema",
     "EXCEPTION_HANDLER": "automate_core.api.errors.normalized_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "automate_core.api.parsers.JSONParser",
+        "automate_core.api.parsers.FormParser",
+        "automate_core.api.parsers.MultiPartParser",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automate_core.api import parsers
 from automate_core.api.permissions import request_tenant
 from automate_core.api.redacted import RedactedPayloadsMixin
 from automate_core.errors import InvalidInputError, NotFoundError
@@ -197,6 +198,8 @@ class WebhookView(APIView):
             payload = json.loads(body or b"{}")
         except ValueError:
             raise InvalidInputError("The webhook body is not valid JSON") from None
+        if parsers.holds_nul(payload):
+            raise InvalidInputError(parsers.MESSAGE)
         event_type = request.headers.get("X-Automate-Event") or (
             payload.get("type") if isinstance(payload, dict) else None
         )

@@ -32,11 +32,11 @@ from typing import Any
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automate_core.api.parsers import JSONParser
 from automate_core.api.permissions import request_tenant
 from automate_core.api.sse import (
     TEXT_PIECE,

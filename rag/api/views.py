@@ -20,11 +20,11 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from automate_core.api.parsers import FormParser, JSONParser, MultiPartParser
 from automate_core.api.permissions import request_tenant
 from automate_core.api.sse import (
     TEXT_PIECE,

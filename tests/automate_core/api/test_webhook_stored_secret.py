@@ -15,8 +15,8 @@ from automate_core.governance.stored_secrets import set_secret
 SECRET = "whsec-stored-in-the-admin-0123"
 
 
-def post_webhook(secret: str):
-    raw = json.dumps({"amount": 1}).encode()
+def post_webhook(secret: str, payload: dict | None = None):
+    raw = json.dumps(payload or {"amount": 1}).encode()
     ts = str(int(time.time()))
     return APIClient().post(
         "/api/v1/webhooks/acme-shop",
@@ -48,3 +48,9 @@ def test_a_webhook_signed_with_another_secret_is_still_refused(hook):
 def test_the_environment_overrides_a_stored_secret(hook, monkeypatch):
     monkeypatch.setenv("AUTOMATE_SECRET_SHOP_HOOK", "from-the-environment-0123")
     assert post_webhook("from-the-environment-0123").status_code == 202
+
+
+def test_a_signed_webhook_whose_payload_holds_a_nul_is_invalid_input(hook):
+    response = post_webhook(SECRET, {"note": "a\x00b"})
+    assert response.status_code == 400 and response.json()["code"] == "invalid_input"
+    assert not Event.objects.exists()
