@@ -9,8 +9,12 @@ datachat_settings = AppSettings(
     defaults={
         # The database role data chat queries run as: LOGIN, SELECT on the backing relations
         # only, default_transaction_read_only on. Created and granted by `manage.py
-        # datachat_role` (needs CREATEROLE or a superuser on the embedded Postgres).
+        # datachat_role` (needs CREATEROLE and ownership of the tables), and after each
+        # `migrate` when MANAGE_ROLE is on.
         "ROLE": "automate_datachat",
+        # Set the role up after each migrate: True, False, or None for "with the embedded
+        # Postgres only" (no DATABASE_URL). Production: False, and run datachat_role.
+        "MANAGE_ROLE": None,
         # Its password, when the server asks for one (the embedded Postgres trusts its socket).
         "ROLE_PASSWORD": "",
         # A full connection URL for the role instead (another host, a read replica, a pooler).

@@ -5,19 +5,29 @@ superuser, no role/database creation, no RLS bypass), pins ``default_transaction
 and the timeouts on it, and makes its privileges exactly CONNECT on the database, USAGE on the
 schemas involved and SELECT on the given relations (all other table and sequence privileges in
 those schemas are revoked first).
+
+:func:`ensure_role_after_migrate` runs it after each ``migrate`` when
+``AUTOMATE_DATACHAT["MANAGE_ROLE"]`` says so (by default: with the embedded Postgres, where the
+app's user is a superuser). In production the role is an operator's business:
+``manage.py datachat_role`` with a user that may create roles and grant on the tables.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.apps import apps
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, transaction
 from psycopg import sql
 
 from automate_datachat.conf import datachat_settings
 from automate_datachat.registry import registered_datasets
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,3 +131,24 @@ def _ensure_role(relations: list[str]) -> RoleReport:
         for relation_name in present:
             run(sql.SQL("GRANT SELECT ON TABLE {} TO {}").format(relation_name, name))
     return report
+
+
+def manages_role() -> bool:
+    """``MANAGE_ROLE``; None (the default) means on only for the embedded Postgres (no
+    ``DATABASE_URL`` in the environment)."""
+    setting = datachat_settings.MANAGE_ROLE
+    return not os.environ.get("DATABASE_URL") if setting is None else bool(setting)
+
+
+def ensure_role_after_migrate(*, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    """``post_migrate`` receiver: :func:`ensure_role` after a ``migrate`` (not after the
+    ``flush`` of a test, which sends the signal without a ``plan``). Where the setting is left
+    to its default, a server that refuses is a warning, not a failed migration."""
+    if using != DEFAULT_DB_ALIAS or "plan" not in kwargs or not manages_role():
+        return
+    try:
+        ensure_role()
+    except DatabaseError:
+        if datachat_settings.MANAGE_ROLE:
+            raise
+        logger.warning("Could not set up the data chat role; run manage.py datachat_role.")

@@ -131,3 +131,36 @@ def test_the_dataset_admin_pages_render(admin_client, db, tenant, allowed):
     page = admin_client.get(f"/admin/automate_datachat/dataset/{dataset.pk}/change/")
     assert page.status_code == 200 and b"customers" in page.content
     assert admin_client.get("/admin/automate_datachat/datasettable/").status_code == 200
+
+
+def _role_may_read(relation: str) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_table_privilege('automate_datachat', %s, 'SELECT')", [relation])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize("manage", [True, False])
+def test_migrate_sets_up_the_role_when_the_setting_says_so(db, shop_tenants, settings, manage):
+    from django.apps import apps
+    from django.core.management.sql import emit_post_migrate_signal
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE datachat_role_probe (id int)")
+    settings.AUTOMATE_DATACHAT = {
+        **settings.AUTOMATE_DATACHAT,
+        "MANAGE_ROLE": manage,
+        "ALLOWED_TABLES": ["datachat_role_probe"],
+    }
+    emit_post_migrate_signal(0, False, "default", plan=[], apps=apps)
+    assert _role_may_read("datachat_role_probe") is manage
+
+
+def test_a_flush_does_not_touch_the_role(db, shop_tenants, settings):
+    from django.core.management.sql import emit_post_migrate_signal
+
+    settings.AUTOMATE_DATACHAT = {**settings.AUTOMATE_DATACHAT, "MANAGE_ROLE": True}
+    emit_post_migrate_signal(0, False, "default")  # what flush sends: no plan
+    assert _role_may_read(CUSTOMERS)

@@ -6,7 +6,6 @@ with nothing else started; ``--no-worker`` leaves that to ``manage.py automate_w
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -37,9 +36,6 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=1)
         if not no_demo:
             call_command("automate_demo")  # and each app's own *_demo command
-        if not os.environ.get("DATABASE_URL"):
-            # The embedded Postgres: set up the read-only role data chat queries run as.
-            call_command("datachat_role")
         worker, thread = None, None
         if not no_worker:
             autodiscover()
