@@ -1,14 +1,17 @@
 """Base admin classes every app's admin builds on: rows scoped to the staff member's tenants,
-and payloads shown redacted to staff without the raw-payload permission."""
+changes audited, records staff only read, and payloads shown redacted to staff without the
+raw-payload permission."""
 
 import json
 from typing import Any
 
 from django.contrib import admin
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from automate_core.api.redacted import RAW_PAYLOAD_PERMISSION
+from automate_core.governance import audit
 from automate_core.governance.redaction import redact
 from automate_core.tenancy.models import Tenant, TenantMembership
 
@@ -37,6 +40,46 @@ class TenantScopedAdmin(admin.ModelAdmin):
             elif any(f.name == "tenant" for f in related._meta.fields):
                 kwargs["queryset"] = related._default_manager.filter(tenant__in=tenants)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class AuditedAdmin(TenantScopedAdmin):
+    """Each create, change and delete made in the admin writes an audit row in the same
+    transaction: ``<audit_kind>.create|change|delete`` on ``<audit_kind>:<pk>``, with the
+    changed fields' new values."""
+
+    audit_kind = ""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            self.audit(
+                request,
+                obj,
+                "change" if change else "create",
+                {name: form.cleaned_data.get(name) for name in form.changed_data},
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            self.audit(request, obj, "delete")
+            super().delete_model(request, obj)
+
+    def audit(self, request: HttpRequest, obj: Any, action: str, data: Any = None) -> None:
+        """Record ``action`` on ``obj`` by the request's staff member."""
+        audit.record(
+            f"{self.audit_kind}.{action}",
+            actor=audit.actor_for_request(request),
+            tenant=obj.tenant,
+            target=f"{self.audit_kind}:{obj.pk}",
+            data=data,
+        )
+
+
+class RecordsAdmin(TenantScopedAdmin):
+    """Rows the app writes (conversations, messages, logs): staff read them, never add them."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def member_tenant_ids(request: HttpRequest) -> list[Any]:

@@ -19,9 +19,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from automate_core.admin_base import TenantScopedAdmin
+from automate_core.admin_base import AuditedAdmin, RecordsAdmin
 from automate_core.errors import InvalidInputError
-from automate_core.governance import audit
 from widgets import tokens
 from widgets.conf import widget_settings
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
@@ -29,7 +28,8 @@ from widgets.snippet import SCRIPT_PATH, inline_snippet, install_snippet
 
 
 @admin.register(ChatEmbed)
-class ChatEmbedAdmin(TenantScopedAdmin):
+class ChatEmbedAdmin(AuditedAdmin):
+    audit_kind = "widgets.embed"
     list_display = ("name", "tenant", "publishable_key", "identity_mode", "is_active")
     list_filter = ("identity_mode", "is_active")
     search_fields = ("name", "publishable_key")
@@ -82,12 +82,7 @@ class ChatEmbedAdmin(TenantScopedAdmin):
                 )
             except (ValueError, InvalidInputError) as exc:
                 self.message_user(request, f"Claims not used: {exc}", messages.WARNING)
-        audit.record(
-            "widgets.embed.preview",
-            actor=audit.actor_for_request(request),
-            tenant=embed.tenant,
-            target=f"widgets.embed:{embed.pk}",
-        )
+        self.audit(request, embed, "preview")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -101,37 +96,11 @@ class ChatEmbedAdmin(TenantScopedAdmin):
         }
         return TemplateResponse(request, "admin/widgets/chatembed/preview.html", context)
 
-    def save_model(self, request: HttpRequest, obj: ChatEmbed, form: Any, change: bool) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            audit.record(
-                f"widgets.embed.{'change' if change else 'create'}",
-                actor=audit.actor_for_request(request),
-                tenant=obj.tenant,
-                target=f"widgets.embed:{obj.pk}",
-                data={name: form.cleaned_data.get(name) for name in form.changed_data},
-            )
-
-    def delete_model(self, request: HttpRequest, obj: ChatEmbed) -> None:
-        with transaction.atomic():
-            audit.record(
-                "widgets.embed.delete",
-                actor=audit.actor_for_request(request),
-                tenant=obj.tenant,
-                target=f"widgets.embed:{obj.pk}",
-            )
-            super().delete_model(request, obj)
-
     @admin.action(description="Rotate the signing key (logs every visitor out)")
     def rotate_signing_key(self, request: HttpRequest, queryset: QuerySet[ChatEmbed]) -> None:
         with transaction.atomic():
             for embed in queryset:
-                audit.record(
-                    "widgets.embed.rotate_key",
-                    actor=audit.actor_for_request(request),
-                    tenant=embed.tenant,
-                    target=f"widgets.embed:{embed.pk}",
-                )
+                self.audit(request, embed, "rotate_key")
             queryset.update(token_generation=F("token_generation") + 1)
         self.message_user(request, "Signing keys rotated.", messages.SUCCESS)
 
@@ -148,19 +117,16 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(WidgetConversation)
-class WidgetConversationAdmin(TenantScopedAdmin):
+class WidgetConversationAdmin(RecordsAdmin):
     list_display = ("created_at", "embed", "end_user", "origin", "signed")
     list_filter = ("signed",)
     search_fields = ("end_user",)
     readonly_fields = ("embed", "origin", "end_user", "signed", "claims", "created_at")
     inlines = [MessageInline]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
 
 @admin.register(WidgetMessage)
-class WidgetMessageAdmin(TenantScopedAdmin):
+class WidgetMessageAdmin(RecordsAdmin):
     """Answers with the visitors' feedback (filter by rating to read the thumbs down)."""
 
     list_display = ("created_at", "embed", "role", "status", "rating", "short_text")
@@ -186,6 +152,3 @@ class WidgetMessageAdmin(TenantScopedAdmin):
     @admin.display(description="text")
     def short_text(self, obj: WidgetMessage) -> str:
         return obj.text[:80]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

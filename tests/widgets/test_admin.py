@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from automate_core.governance.models import AuditLog
 from widgets import tokens
 
 from .client import Visitor, assert_refused
@@ -70,3 +71,17 @@ def test_a_preview_token_is_refused_from_another_origin_or_embed(embed, endpoint
     assert_refused(evil.get("config"), 403, "origin_not_allowed")
     other = make_embed(endpoint)
     assert_refused(preview_visitor(other, token).get("config"), 401, "invalid_token")
+
+
+def test_rotating_the_signing_key_is_audited_and_invalidates_tokens(staff_client, embed):
+    token = tokens.issue_preview_token(embed, origin=ADMIN_ORIGIN, staff="user:1")
+    response = staff_client.post(
+        "/admin/widgets/chatembed/",
+        {"action": "rotate_signing_key", "_selected_action": [str(embed.pk)]},
+    )
+    assert response.status_code == 302
+    embed.refresh_from_db()
+    assert embed.token_generation == 2
+    row = AuditLog.objects.get(action="widgets.embed.rotate_key")
+    assert row.target == f"widgets.embed:{embed.pk}"
+    assert_refused(preview_visitor(embed, token).get("config"), 401, "invalid_token")
