@@ -4,7 +4,6 @@ services (one immutable version per approval, every decision audited)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,17 +12,31 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from automate_core.admin_base import TenantScopedAdmin
+from automate_core.admin_base import TenantScopedAdmin, redacted_json
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
-from automate_core.governance.redaction import redact
 from mcp_bridge import services
 from mcp_bridge.diff import definition_diff
-from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion, PublicMCPExposure
+from mcp_bridge.models import (
+    MCPServer,
+    MCPTool,
+    MCPToolVersion,
+    MCPWorkflowPin,
+    PublicMCPExposure,
+)
 
 
-def _pre(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(redact(value), indent=2, default=str))
+class ImmutableAdmin(TenantScopedAdmin):
+    """Rows written once by the services (approvals, publishing): shown, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(MCPServer)
@@ -42,11 +55,11 @@ class MCPServerAdmin(TenantScopedAdmin):
 
     @admin.display(description="health")
     def shown_health(self, obj: MCPServer) -> str:
-        return _pre(obj.health)
+        return redacted_json(obj.health)
 
     @admin.display(description="last sync")
     def shown_stats(self, obj: MCPServer) -> str:
-        return _pre(obj.sync_stats)
+        return redacted_json(obj.sync_stats)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         with transaction.atomic():
@@ -126,7 +139,7 @@ class MCPToolAdmin(TenantScopedAdmin):
 
     @admin.display(description="input schema")
     def shown_input_schema(self, obj: MCPTool) -> str:
-        return _pre(obj.input_schema)
+        return redacted_json(obj.input_schema)
 
     @admin.display(description="approved vs live")
     def definition_diff(self, obj: MCPTool) -> SafeString:
@@ -164,7 +177,7 @@ class MCPToolAdmin(TenantScopedAdmin):
 
 
 @admin.register(MCPToolVersion)
-class MCPToolVersionAdmin(TenantScopedAdmin):
+class MCPToolVersionAdmin(ImmutableAdmin):
     """Approved definitions: read-only, as they are immutable."""
 
     list_display = ["tool", "number", "short_pin", "approved_by", "approved_at"]
@@ -172,22 +185,13 @@ class MCPToolVersionAdmin(TenantScopedAdmin):
     readonly_fields = ["tool", "number", "pin", "shown_definition", "approved_by", "approved_at"]
     exclude = ["definition", "tenant"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="pin")
     def short_pin(self, obj: MCPToolVersion) -> str:
         return obj.pin[:12]
 
     @admin.display(description="definition")
     def shown_definition(self, obj: MCPToolVersion) -> str:
-        return _pre(obj.definition)
+        return redacted_json(obj.definition)
 
 
 @admin.register(PublicMCPExposure)
@@ -196,3 +200,15 @@ class PublicMCPExposureAdmin(TenantScopedAdmin):
 
     list_display = ["__str__", "tenant", "is_active", "rate_limit"]
     list_filter = ["is_active"]
+
+
+@admin.register(MCPWorkflowPin)
+class MCPWorkflowPinAdmin(ImmutableAdmin):
+    """The tool pins each published workflow version was built with (written at publish)."""
+
+    list_display = ["__str__", "workflow_version", "tenant"]
+    list_filter = ["server"]
+    list_select_related = ["workflow_version", "tenant"]
+    search_fields = ["server", "tool_name", "pin"]
+    readonly_fields = ["workflow_version", "server", "tool_name", "tool_version", "pin"]
+    exclude = ["tenant"]

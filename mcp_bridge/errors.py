@@ -1,10 +1,12 @@
-"""Errors of the MCP bridge. Each has a status and a stable code, so the API turns it into a
-NormalizedError and a workflow step fails with a message that says what to do."""
+"""Errors of the MCP bridge. Each is a core error class (not found, conflict, invalid input,
+or a connector's upstream failure) with a stable MCP code of its own, so the API turns it into
+a NormalizedError and a workflow step fails with a message that says what to do."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from automate_core.connectors.base import ConnectorError
 from automate_core.errors import AutomateError, ConflictError, InvalidInputError, NotFoundError
 
 
@@ -59,12 +61,14 @@ class InvalidToolArguments(InvalidInputError):
     default_message = "The arguments do not fit this MCP tool."
 
 
-class MCPConnectionError(AutomateError):
+class MCPConnectionError(ConnectorError):
     """The server could not be reached, or the session broke (transient: a step retries)."""
 
-    status_code = 502
     code = "mcp_connection_error"
     default_message = "The MCP server could not be reached."
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.default_message, retryable=True, details=details)
 
 
 class ToolCallTimeout(MCPConnectionError):
@@ -83,9 +87,12 @@ class ToolCallRateLimited(AutomateError):
         super().__init__(message, details={"retry_after": retry_after})
 
 
-class ToolCallFailed(AutomateError):
-    """The server ran the tool and answered ``isError``; the message is the server's."""
+class ToolCallFailed(ConnectorError):
+    """The server ran the tool and answered ``isError``; the message is the server's (the
+    call was made: not retryable as such)."""
 
-    status_code = 502
     code = "mcp_tool_error"
     default_message = "The MCP tool reported an error."
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.default_message, retryable=False, details=details)

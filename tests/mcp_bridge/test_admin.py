@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from automate_core.governance.models import AuditLog
-from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion
+from automate_core.workflows.models import Automation
+from mcp_bridge.models import MCPServer, MCPTool, MCPToolVersion, MCPWorkflowPin
 from mcp_bridge.sync import sync_server
 
 from .conftest import add
@@ -21,6 +22,22 @@ def test_every_mcp_model_has_a_changelist_and_a_change_page(admin_client, approv
     row = model.objects.first()
     page = admin_client.get(reverse(f"admin:mcp_bridge_{name}_change", args=[row.pk]))
     assert page.status_code == 200
+
+
+def test_a_workflow_versions_tool_pins_are_shown_read_only(admin_client, approved_row):
+    graph = {
+        "start": "sum",
+        "steps": {"sum": {"type": "mcp.call", "server": "tools", "tool": "add", "arguments": {}}},
+    }
+    Automation.objects.create(tenant=approved_row.tenant, name="Sum").new_version(graph).publish()
+    pin = MCPWorkflowPin.objects.get()
+
+    listing = admin_client.get(reverse("admin:mcp_bridge_mcpworkflowpin_changelist"))
+    page = admin_client.get(reverse("admin:mcp_bridge_mcpworkflowpin_change", args=[pin.pk]))
+
+    assert pin.pin[:12] in listing.content.decode()
+    assert page.status_code == 200
+    assert 'name="pin"' not in page.content.decode()  # no editable field
 
 
 def test_a_quarantined_tool_page_shows_the_description_diff(
