@@ -130,6 +130,8 @@ def test_the_dataset_admin_pages_render(admin_client, db, tenant, allowed):
     assert admin_client.get("/admin/automate_datachat/dataset/").status_code == 200
     page = admin_client.get(f"/admin/automate_datachat/dataset/{dataset.pk}/change/")
     assert page.status_code == 200 and b"customers" in page.content
+    assert f"/admin/automate_datachat/dataset/{dataset.pk}/ask/".encode() in page.content
+    assert admin_client.get("/admin/automate_datachat/dataset/add/").status_code == 200
     assert admin_client.get("/admin/automate_datachat/datasettable/").status_code == 200
 
 
