@@ -26,7 +26,7 @@ from automate_core.tenancy.models import Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services as llm
 from automate_llm.services import CallContext, CallUsage, ChatResponse, ChatStreamResponse
-from rag import indexing, search
+from rag import indexing, passages, search
 from rag.conf import rag_settings
 from rag.embeddings import embed_query
 from rag.errors import EndpointNotFound, IndexNotReady, SourceNotFound
@@ -457,6 +457,8 @@ def _ground(
     trace_id = context.trace_id or current_trace_id() or new_trace_id()
     with trace(trace_id):
         result = query(endpoint, question, top_k=top_k, filters=filters)
+    flt = parse_filters(filters) & forced_filters(endpoint)
+    result = passages.for_answer(result, endpoint=endpoint, filters=flt)
     system = ANSWER_SYSTEM_PROMPT
     if config.instructions.strip():
         system += "\n\n" + config.instructions.strip()
