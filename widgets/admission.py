@@ -9,13 +9,15 @@ LLM gateway holds and charges every answer against it like any other budget, and
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import transaction
 from django.utils import timezone
 
 from automate_core.governance import budgets, ratelimit
 from automate_core.governance.models import Budget
 from widgets import tokens
-from widgets.errors import DailyCapReached, OriginNotAllowed, QuotaExceeded, RateLimited
+from widgets.errors import DailyCapReached, OriginNotAllowed, RateLimited
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
 from widgets.origins import normalize_origin, origin_allowed
 
@@ -42,7 +44,7 @@ def check_preview_origin(embed: ChatEmbed, token: str, origin: str | None) -> st
 def _hit(embed: ChatEmbed, kind: str, identity: str, rate: str) -> None:
     result = ratelimit.hit(f"widgets:{embed.pk}:{kind}", identity, rate)
     if not result.allowed:
-        raise RateLimited(result.retry_after, scope=kind)
+        raise RateLimited(result.retry_after)
 
 
 def check_address_rate(embed: ChatEmbed, address: str) -> None:
@@ -80,7 +82,8 @@ def apply_quota(embed: ChatEmbed, end_user: str) -> None:
 
 
 def check_quota(embed: ChatEmbed, end_user: str) -> None:
-    """:class:`QuotaExceeded` when a budget of the end user has nothing left. An embed with no
+    """``BudgetExceeded`` when a budget of the end user has nothing left (before anything is
+    requested of it, so the amounts requested are zero). An embed with no
     quota skips the lookup (the gateway still applies any end-user budget when it holds the
     answer's estimate)."""
     if embed.user_quota_tokens is None and embed.user_quota_cost is None:
@@ -92,7 +95,7 @@ def check_quota(embed: ChatEmbed, end_user: str) -> None:
         if (budget.limit_tokens is not None and tokens >= budget.limit_tokens) or (
             budget.limit_cost is not None and cost >= budget.limit_cost
         ):
-            raise QuotaExceeded(details={"period": budget.period})
+            raise budgets.BudgetExceeded(budget, tokens=0, cost=Decimal(0))
 
 
 def admit_question(embed: ChatEmbed, conversation: WidgetConversation, text: str) -> WidgetMessage:

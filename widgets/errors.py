@@ -1,7 +1,11 @@
 """What a widget request can be refused with; each becomes a NormalizedError (the widget shows
-a message per ``code``)."""
+a message per ``code``). Refusals the platform already has keep its classes and codes: a rate
+limit is DRF's ``Throttled`` (429 ``throttled``, ``Retry-After``), a spent quota the budgets'
+``BudgetExceeded`` (402 ``budget_exceeded``, in the ``end_user`` scope)."""
 
 from __future__ import annotations
+
+from rest_framework.exceptions import Throttled
 
 from automate_core.errors import AutomateError, NotFoundError
 
@@ -44,21 +48,13 @@ class TokenReplayed(InvalidToken):
     default_message = "This end-user token was already used to start a conversation."
 
 
-class RateLimited(AutomateError):
-    status_code = 429
-    code = "rate_limited"
-    default_message = "Too many messages; wait a moment."
+class RateLimited(Throttled):
+    """A widget rate limit (per address or per end user) refused the request."""
 
-    def __init__(self, retry_after: float, *, scope: str) -> None:
-        self.retry_after = retry_after
-        seconds = max(1, round(retry_after + 0.5))
-        super().__init__(details={"retry_after_seconds": seconds, "scope": scope})
+    default_detail = "Too many messages; wait a moment."
 
-
-class QuotaExceeded(AutomateError):
-    status_code = 402
-    code = "quota_exceeded"
-    default_message = "You have used today's allowance of this chat."
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(wait=max(1.0, retry_after))
 
 
 class DailyCapReached(AutomateError):

@@ -17,12 +17,11 @@ from django.utils import timezone
 
 from automate_core.errors import InvalidInputError
 from automate_core.governance import audit
-from automate_core.governance.budgets import BudgetExceeded
 from automate_core.tracing import current_trace_id, new_trace_id
 from automate_llm.services import CallContext
 from widgets import admission, tokens
 from widgets.conf import widget_settings
-from widgets.errors import ConversationNotFound, EmbedNotFound, IdentityRequired, QuotaExceeded
+from widgets.errors import ConversationNotFound, EmbedNotFound, IdentityRequired
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
 from widgets.targets import AnswerStream, Reply, target_for
 from widgets.tokens import mint
@@ -141,8 +140,8 @@ def ask(conversation: WidgetConversation, text: Any) -> Question:
     In order: the text, the end user's rate limit, their quota, the embed's daily cap (the
     question is stored then), and the target, which retrieves and holds the budget before the
     model is called; errors up to the answer's first piece are raised here (a failed answer is
-    stored for them). A budget of the end user that cannot hold the answer is
-    :class:`QuotaExceeded`; other errors of the target (no index, no model) pass as they are.
+    stored for them): the end user's budget that cannot hold the answer (``BudgetExceeded``),
+    no index, no model.
     """
     embed = conversation.embed
     limit = int(widget_settings.MAX_MESSAGE_CHARS)
@@ -168,13 +167,8 @@ def ask(conversation: WidgetConversation, text: Any) -> Question:
     except BaseException as exc:
         if stream is not None:
             stream.close()
-        error = exc
-        if isinstance(exc, BudgetExceeded) and exc.details.get("scope_type") == "end_user":
-            error = QuotaExceeded(details={"period": exc.details.get("period")})
-        code = getattr(error, "code", "internal_error")
+        code = getattr(exc, "code", "internal_error")
         _store_answer(message, "", status=WidgetMessage.Status.FAILED, error={"code": code})
-        if error is not exc:
-            raise error from exc
         raise
     return Question(message, stream, pieces, head, context)
 

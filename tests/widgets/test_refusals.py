@@ -125,8 +125,8 @@ def test_an_address_over_its_rate_is_refused_with_retry_after(endpoint):
     visitor = Visitor(embed)
     assert [visitor.get("config").status_code for _ in range(2)] == [200, 200]
     response = visitor.get("config")
-    body = assert_refused(response, 429, "rate_limited")
-    assert body["details"]["scope"] == "ip"
+    body = assert_refused(response, 429, "throttled")
+    assert body["details"] == {"retry_after_seconds": int(response["Retry-After"])}
     assert int(response["Retry-After"]) >= 1
     assert response["Access-Control-Allow-Origin"] == ORIGIN  # the page can read why
 
@@ -137,8 +137,7 @@ def test_an_end_user_over_their_rate_is_refused(endpoint, model, openai_wire):
     visitor = Visitor(embed)
     visitor.start()
     events(visitor.ask())
-    body = assert_refused(visitor.ask(), 429, "rate_limited")
-    assert body["details"]["scope"] == "end_user"
+    assert_refused(visitor.ask(), 429, "throttled")
     assert len(openai_wire.requests) == 1
 
 
@@ -151,7 +150,8 @@ def test_an_end_user_with_a_spent_quota_is_refused_before_any_model_call(
     scope = ("end_user", f"widget:{embed.pk}:anon:{visitor.conversation}")
     (today,) = budgets.current_budgets(embed.tenant, [scope])
     Budget.objects.filter(pk=today.pk).update(spent_tokens=1000)
-    assert_refused(visitor.ask(), 402, "quota_exceeded")
+    body = assert_refused(visitor.ask(), 402, "budget_exceeded")
+    assert body["details"]["scope_type"] == "end_user"
     assert openai_wire.requests == []
     assert not WidgetMessage.objects.exists()
 
@@ -162,7 +162,7 @@ def test_an_answer_the_quota_cannot_hold_is_refused_before_any_model_call(
     embed = make_embed(endpoint, user_quota_tokens=5)
     visitor = Visitor(embed)
     visitor.start()
-    assert_refused(visitor.ask(), 402, "quota_exceeded")
+    assert_refused(visitor.ask(), 402, "budget_exceeded")
     assert openai_wire.requests == []
 
 

@@ -50,7 +50,7 @@ from widgets.api.serializers import (
     WidgetTokenSerializer,
 )
 from widgets.conf import widget_settings
-from widgets.errors import ConversationNotFound, RateLimited
+from widgets.errors import ConversationNotFound
 from widgets.models import ChatEmbed, WidgetConversation, WidgetMessage
 from widgets.targets import chart_image, target_for
 
@@ -103,12 +103,6 @@ class WidgetView(APIView):
         response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
         response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response["Access-Control-Max-Age"] = str(widget_settings.PREFLIGHT_MAX_AGE)
-        return response
-
-    def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(exc)
-        if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.details["retry_after_seconds"])
         return response
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:

@@ -26,10 +26,9 @@ export function messageFor(code, strings) {
     case "origin_not_allowed":
     case "embed_not_found":
       return strings.not_available;
-    case "quota_exceeded":
     case "budget_exceeded":
       return strings.quota;
-    case "rate_limited":
+    case "throttled":
     case "daily_cap_reached":
       return strings.rate_limited;
     case "identity_required":
