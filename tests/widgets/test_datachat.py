@@ -8,6 +8,7 @@ import base64
 
 import pytest
 
+from automate_core.testing.openapi import assert_events_match_schema
 from automate_llm.testing import Reply
 from widgets.tokens import mint
 
@@ -23,7 +24,9 @@ def answer_of(embed, customer: int) -> dict[str, dict]:
     assert visitor.start(mint(embed, f"c-{customer}", {"customer": customer})).status_code == 201
     response = visitor.ask("How many orders do I have?")
     assert response.status_code == 200, response.content
-    answer = dict(events(response))
+    got = events(response)
+    assert_events_match_schema(got, "widget_ask")
+    answer = dict(got)
     answer["history"] = visitor.get(f"conversations/{visitor.conversation}/messages").json()
     return answer
 
