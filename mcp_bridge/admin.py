@@ -8,14 +8,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from automate_core.admin_base import TenantScopedAdmin, redacted_json
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
-from mcp_bridge import services
+from mcp_bridge import oauth_flow, services
 from mcp_bridge.diff import definition_diff
 from mcp_bridge.models import (
     MCPServer,
@@ -47,7 +48,15 @@ class MCPServerAdmin(TenantScopedAdmin):
     readonly_fields = [
         "status", "last_synced_at", "sync_queued_at", "last_error", "shown_health", "shown_stats",
     ]  # fmt: skip
-    actions = ["queue_sync", "check_health"]
+    actions = ["queue_sync", "check_health", "authorize_oauth"]
+
+    def get_urls(self) -> list[Any]:
+        callback = path(
+            "oauth-callback/",
+            self.admin_site.admin_view(self.oauth_callback),
+            name="mcp_bridge_mcpserver_oauth_callback",
+        )
+        return [callback, *super().get_urls()]
 
     @admin.display(description="tools")
     def tool_count(self, obj: MCPServer) -> int:
@@ -87,6 +96,51 @@ class MCPServerAdmin(TenantScopedAdmin):
         for server in queryset:
             services.queue_sync(server, actor=audit.actor_for_request(request))
         messages.info(request, f"Queued {queryset.count()} sync(s).")
+
+    @admin.action(description="Authorize with OAuth (sign in to the server)")
+    def authorize_oauth(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        """Start the authorization code sign-in of one server: the person is sent to its
+        authorization server, which sends them back to :meth:`oauth_callback`."""
+        server = queryset.select_related("tenant").first() if queryset.count() == 1 else None
+        oauth = (server.auth_config or {}).get("oauth") if server is not None else None
+        if server is None or (oauth or {}).get("grant") != "authorization_code":
+            messages.warning(request, "Select one server whose OAuth grant is authorization_code.")
+            return None
+        callback = request.build_absolute_uri(reverse("admin:mcp_bridge_mcpserver_oauth_callback"))
+        try:
+            url = oauth_flow.start(server, redirect_uri=callback)
+        except AutomateError as exc:
+            messages.error(request, f"{server}: {exc.message}")
+            return None
+        if url is None:
+            messages.info(request, f"{server}: already authorized.")
+            return None
+        return HttpResponseRedirect(url)
+
+    def oauth_callback(self, request: HttpRequest) -> HttpResponse:
+        """Where the authorization server sends the person back: finish the sign-in."""
+        changelist = reverse("admin:mcp_bridge_mcpserver_changelist")
+        if request.GET.get("error"):
+            messages.error(request, f"Sign-in refused: {request.GET['error']}")
+            return HttpResponseRedirect(changelist)
+        try:
+            server_id = oauth_flow.complete(
+                request.GET.get("state", ""),
+                request.GET.get("code", ""),
+                iss=request.GET.get("iss"),
+            )
+        except AutomateError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(changelist)
+        server = self.get_queryset(request).select_related("tenant").get(pk=server_id)
+        audit.record(
+            "mcp.server.oauth_authorized",
+            actor=audit.actor_for_request(request),
+            tenant=server.tenant,
+            target=f"mcp.server:{server.slug}",
+        )
+        messages.info(request, f"{server}: signed in; its tokens are stored encrypted.")
+        return HttpResponseRedirect(reverse("admin:mcp_bridge_mcpserver_change", args=[server.pk]))
 
     @admin.action(description="Check health of selected servers now")
     def check_health(self, request: HttpRequest, queryset: Any) -> None:

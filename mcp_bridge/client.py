@@ -40,7 +40,7 @@ from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared.subscriptions import ToolsListChanged
 
 from automate_core.errors import AutomateError
-from automate_core.governance.egress import EgressDenied, async_httpx2_client, check_url
+from automate_core.governance.egress import async_httpx2_client, check_url
 from mcp_bridge.auth import auth_headers
 from mcp_bridge.conf import mcp_settings
 from mcp_bridge.errors import MCPConnectionError, StdioCommandNotAllowed, ToolCallTimeout
@@ -290,7 +290,7 @@ def translate(exc: BaseException) -> Exception:
     """Our error for a failure inside the SDK (whose task groups wrap errors in groups)."""
     leaves = _leaves(exc)
     for leaf in leaves:
-        if isinstance(leaf, EgressDenied | StdioCommandNotAllowed):
+        if isinstance(leaf, AutomateError):  # ours: a policy refusal, a sign-in needed
             return leaf
     for leaf in leaves:
         if isinstance(leaf, TimeoutError | httpx2.TimeoutException):

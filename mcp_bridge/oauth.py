@@ -6,6 +6,11 @@
 * ``"grant": "client_credentials"`` (headless): ``client_id``, ``client_secret`` (a
   SecretRef), ``issuer`` (the authorization server the credentials belong to: they are sent
   nowhere else, and the flow stops if the MCP server points elsewhere), optional ``scope``.
+* ``"grant": "authorization_code"``: a person signs in once (:mod:`mcp_bridge.oauth_flow`,
+  started by an admin action, completed by the admin's callback view); optional ``client_id``
+  and ``client_secret`` (a SecretRef), else the client registers itself (dynamic client
+  registration); optional ``scope``. Calls then use the stored tokens, refreshed as they
+  expire; with none usable, a call fails asking for the sign-in again.
 
 The provider discovers the authorization server from the MCP server's 401 (protected
 resource metadata, RFC 9728, then RFC 8414), obtains a token, refreshes it when it expires,
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
@@ -27,19 +32,25 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
 
 from automate_core.governance.models import StoredSecret
 from automate_core.governance.redaction import register_secret_value
 from automate_core.governance.secrets import find_secret_refs, resolve_secrets
 from automate_core.governance.stored_secrets import set_secret
+from mcp_bridge.errors import MCPConnectionError
 
 if TYPE_CHECKING:
     from automate_core.tenancy.models import Tenant
 
 T = TypeVar("T")
 
-GRANTS = {"client_credentials"}
+GRANTS = {"client_credentials", "authorization_code"}
 KNOWN_KEYS = {"grant", "client_id", "client_secret", "scope", "issuer"}
 
 
@@ -52,10 +63,12 @@ def check_oauth_config(config: Any) -> None:
         raise ValidationError(f"unknown oauth keys: {', '.join(sorted(unknown))}")
     if config.get("grant") not in GRANTS:
         raise ValidationError(f'"oauth.grant" must be one of: {", ".join(sorted(GRANTS))}')
-    for required in ("client_id", "issuer"):
+    headless = config.get("grant") == "client_credentials"
+    for required in ("client_id", "issuer") if headless else ():
         if not config.get(required):
             raise ValidationError(f'"oauth.{required}" is required')
-    if not find_secret_refs(config.get("client_secret")):
+    secret = config.get("client_secret")
+    if (headless or secret is not None) and not find_secret_refs(secret):
         raise ValidationError('"oauth.client_secret" must be a SecretRef: {"$secret": "NAME"}')
 
 
@@ -80,9 +93,12 @@ class SecretTokenStorage:
     """The SDK's ``TokenStorage`` over one encrypted StoredSecret of the server's tenant
     (JSON ``{"tokens": ..., "client": ...}``)."""
 
-    def __init__(self, server_id: Any, tenant: Tenant) -> None:
+    def __init__(
+        self, server_id: Any, tenant: Tenant, *, client: OAuthClientInformationFull | None = None
+    ) -> None:
         self.name = token_secret_name(server_id)
         self.tenant = tenant
+        self.client = client  # a pre-registered client, used when none is stored
 
     def _read(self) -> dict[str, Any]:
         row = StoredSecret.objects.filter(tenant=self.tenant, name=self.name).first()
@@ -107,7 +123,7 @@ class SecretTokenStorage:
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         client = (await _in_thread(self._read)).get("client")
-        return OAuthClientInformationFull.model_validate(client) if client else None
+        return OAuthClientInformationFull.model_validate(client) if client else self.client
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         value = client_info.model_dump(mode="json", exclude_none=True)
@@ -120,20 +136,67 @@ def _register(stored: Mapping[str, Any]) -> None:
     register_secret_value(str((stored.get("client") or {}).get("client_secret") or ""))
 
 
+class SignInRequired(MCPConnectionError):
+    """The server needs a person's sign-in (authorization code grant) and no usable token is
+    stored: run the admin's "Authorize with OAuth" action."""
+
+    code = "mcp_oauth_sign_in_required"
+    default_message = "Sign in to this MCP server first (admin: Authorize with OAuth)."
+
+
+async def _no_person(*_: Any) -> Any:
+    raise SignInRequired()
+
+
 def oauth_provider(
-    config: Mapping[str, Any], *, server_id: Any, url: str, tenant: Tenant
+    config: Mapping[str, Any],
+    *,
+    server_id: Any,
+    url: str,
+    tenant: Tenant,
+    redirect_uri: str | None = None,
+    redirect_handler: Callable[[str], Awaitable[None]] | None = None,
+    callback_handler: Callable[[], Awaitable[AuthorizationCodeResult]] | None = None,
 ) -> tuple[OAuthClientProvider, str]:
     """The SDK provider for ``auth_config["oauth"]``, and a digest of what it authenticates
-    with (so the session pool never lends a session opened with other credentials)."""
+    with (so the session pool never lends a session opened with other credentials). For the
+    authorization code grant, ``redirect_uri`` and the handlers come from a sign-in
+    (:mod:`mcp_bridge.oauth_flow`); without them a needed sign-in raises SignInRequired."""
     resolved = resolve_secrets(dict(config), tenant)
-    storage = SecretTokenStorage(server_id, tenant)
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    if resolved.get("grant") == "authorization_code":
+        client = None
+        if resolved.get("client_id"):
+            client = OAuthClientInformationFull(
+                client_id=str(resolved["client_id"]),
+                client_secret=resolved.get("client_secret") or None,
+                redirect_uris=[redirect_uri] if redirect_uri else None,  # type: ignore[list-item]
+                token_endpoint_auth_method="client_secret_post"
+                if resolved.get("client_secret")
+                else "none",
+            )
+        storage = SecretTokenStorage(server_id, tenant, client=client)
+        metadata = OAuthClientMetadata(
+            client_name="django-automate",
+            redirect_uris=[redirect_uri] if redirect_uri else None,  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            scope=resolved.get("scope") or None,
+        )
+        provider = OAuthClientProvider(
+            url,
+            metadata,
+            storage,
+            redirect_handler=redirect_handler or _no_person,
+            callback_handler=callback_handler or _no_person,
+        )
+        return provider, digest
     provider = ClientCredentialsOAuthProvider(
         url,
-        storage,
+        SecretTokenStorage(server_id, tenant),
         client_id=str(resolved["client_id"]),
         client_secret=str(resolved["client_secret"]),
         scope=resolved.get("scope") or None,
         issuer=str(resolved["issuer"]),
     )
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
     return provider, digest

@@ -160,6 +160,10 @@ class SessionPool:
         task.add_done_callback(self._holders.discard)
         return await opened
 
+    def spawn(self, work: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Run ``work`` on the pool's event loop (where sessions live), without waiting."""
+        return asyncio.run_coroutine_threadsafe(work, self._event_loop())  # type: ignore[arg-type]
+
     def watches(self, url: str) -> list[sessions.ToolWatch]:
         """The tool watches of the idle sessions to ``url`` (tests wait on their notices)."""
         return [s.watch for idle in list(self._idle.values()) for s in idle if s.url == url]

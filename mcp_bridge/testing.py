@@ -20,10 +20,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mcp_types
-from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.settings import AuthSettings
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    OAuthAuthorizationServerProvider,
+    ProviderTokenVerifier,
+    RefreshToken,
+    construct_redirect_uri,
+)
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
 from mcp_bridge.pool import pool
 
@@ -135,13 +144,28 @@ class ToolServer:
 
     @contextmanager
     def serving(
-        self, *, transport: str = "streamable_http", oauth: AuthorizationServer | None = None
+        self,
+        *,
+        transport: str = "streamable_http",
+        oauth: AuthorizationServer | None = None,
+        sign_in: SignInServer | None = None,
     ) -> Iterator[str]:
         """Serve until the block ends; yields the endpoint URL (``.../mcp`` or ``.../sse``).
         With ``oauth``, every MCP request needs one of its tokens (401 otherwise), and it
-        answers its metadata and token endpoints beside the MCP server."""
+        answers its metadata and token endpoints beside the MCP server. With ``sign_in``, the
+        SDK's own authorization server routes serve the authorization code grant."""
         listener = loopback_listener()
         base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        if sign_in is not None:
+            self.server.settings.auth = AuthSettings(
+                issuer_url=base_url,  # type: ignore[arg-type]
+                resource_server_url=f"{base_url}/mcp",  # type: ignore[arg-type]
+                client_registration_options=ClientRegistrationOptions(enabled=True),
+                validate_token_resource=False,
+            )
+            # What MCPServer(auth_server_provider=...) sets.
+            self.server._auth_server_provider = sign_in
+            self.server._token_verifier = ProviderTokenVerifier(sign_in)
         if oauth is not None:
             self.server.settings.auth = AuthSettings(
                 issuer_url=base_url,  # type: ignore[arg-type]
@@ -302,3 +326,73 @@ class AuthorizationServer:
                 "refresh_token": refresh,
             }
         )
+
+
+@dataclass
+class SignInServer(OAuthAuthorizationServerProvider[AuthorizationCode, RefreshToken, AccessToken]):
+    """An in-memory ``OAuthAuthorizationServerProvider`` for the SDK's authorization server
+    routes: clients register themselves, and ``/authorize`` approves at once (the person has
+    already said yes), sending the browser back to the client's redirect URI with a code."""
+
+    clients: dict[str, OAuthClientInformationFull] = field(default_factory=dict)
+    codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshToken] = field(default_factory=dict)
+    access_tokens: dict[str, AccessToken] = field(default_factory=dict)
+
+    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        return self.clients.get(client_id)
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        self.clients[str(client_info.client_id)] = client_info
+
+    async def authorize(
+        self, client: OAuthClientInformationFull, params: AuthorizationParams
+    ) -> str:
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = AuthorizationCode(
+            code=code,
+            scopes=params.scopes or [],
+            expires_at=time.time() + 300,
+            client_id=str(client.client_id),
+            code_challenge=params.code_challenge,
+            redirect_uri=params.redirect_uri,
+            redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+            resource=params.resource,
+        )
+        return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state)
+
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> AuthorizationCode | None:
+        return self.codes.get(authorization_code)
+
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
+    ) -> OAuthToken:
+        del self.codes[authorization_code.code]
+        return self._issue(str(client.client_id), authorization_code.scopes)
+
+    async def load_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: str
+    ) -> RefreshToken | None:
+        return self.refresh_tokens.get(refresh_token)
+
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
+    ) -> OAuthToken:
+        del self.refresh_tokens[refresh_token.token]
+        return self._issue(str(client.client_id), scopes or refresh_token.scopes)
+
+    async def load_access_token(self, token: str) -> AccessToken | None:
+        return self.access_tokens.get(token)
+
+    async def revoke_token(self, token: Any) -> None:
+        self.access_tokens.pop(getattr(token, "token", ""), None)
+
+    def _issue(self, client_id: str, scopes: list[str]) -> OAuthToken:
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.access_tokens[access] = AccessToken(token=access, client_id=client_id, scopes=scopes)
+        self.refresh_tokens[refresh] = RefreshToken(
+            token=refresh, client_id=client_id, scopes=scopes
+        )
+        return OAuthToken(access_token=access, expires_in=3600, refresh_token=refresh)

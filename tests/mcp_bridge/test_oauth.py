@@ -1,6 +1,7 @@
 """OAuth 2.1 against a real SDK server with the SDK's server-side auth on loopback: the server
-refuses a request without a token; our client obtains one (client credentials), refreshes it
-when it expires, and keeps it only encrypted in the tenant's secrets."""
+refuses a request without a token; our client obtains one (client credentials, or a person's
+sign-in through the admin), refreshes it when it expires, and keeps it only encrypted in the
+tenant's secrets."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
-from automate_core.governance.models import StoredSecret
+from automate_core.governance.models import AuditLog, StoredSecret
 from automate_core.governance.stored_secrets import set_secret
 from mcp_bridge.auth import check_auth_config
 from mcp_bridge.models import MCPServer
 from mcp_bridge.oauth import token_secret_name
-from mcp_bridge.testing import AuthorizationServer, ToolServer
+from mcp_bridge.testing import AuthorizationServer, SignInServer, ToolServer
 
 from .conftest import add
 
@@ -81,3 +83,35 @@ def test_an_oauth_client_secret_must_be_a_secret_ref():
                 }
             }
         )
+
+
+def test_a_person_signs_in_through_the_admin_and_calls_then_use_the_stored_token(
+    tenant, admin_client, allow_loopback
+):
+    sign_in = SignInServer()
+    tools = ToolServer("signed")
+    tools.add(add)
+    with tools.serving(sign_in=sign_in) as url:
+        row = MCPServer.objects.create(
+            tenant=tenant,
+            name="Signed",
+            url=url,
+            auto_approve_new=True,
+            auth_config={"oauth": {"grant": "authorization_code"}},
+        )
+        changelist = reverse("admin:mcp_bridge_mcpserver_changelist")
+
+        started = admin_client.post(
+            changelist, {"action": "authorize_oauth", "_selected_action": [row.pk]}
+        )
+        consent = httpx2.get(started["Location"])  # the browser at the authorization server
+        callback = admin_client.get(consent.headers["location"].split("testserver", 1)[-1])
+        row.sync_tools()
+
+    assert started.status_code == 302 and started["Location"].startswith(url.removesuffix("/mcp"))
+    assert callback["Location"] == reverse("admin:mcp_bridge_mcpserver_change", args=[row.pk])
+    assert row.tools.get(name="add").status == "approved"
+    stored = StoredSecret.objects.get(tenant=tenant, name=token_secret_name(row.pk))
+    assert not any(token in stored.ciphertext for token in sign_in.access_tokens)
+    assert any(token in stored.decrypt() for token in sign_in.access_tokens)
+    assert AuditLog.objects.filter(action="mcp.server.oauth_authorized").exists()
