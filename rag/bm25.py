@@ -75,7 +75,12 @@ def keyword_index(version_id: Any) -> KeywordIndex:
     if found is not None:
         return found
     version = IndexVersion.objects.select_related("endpoint").get(pk=version_id)
-    config = RetrievalConfig.from_json(version.endpoint.retrieval_config)
+    # Only the keyword keys: a typo elsewhere (answer options) must not stop a build.
+    raw = version.endpoint.retrieval_config or {}
+    keys = ("language", "bm25_k1", "bm25_b")
+    config = RetrievalConfig.from_json(
+        {k: raw[k] for k in keys if isinstance(raw, dict) and k in raw}
+    )
     index, _ = KeywordIndex.objects.get_or_create(
         index_version_id=version_id,
         defaults={
