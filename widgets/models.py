@@ -16,7 +16,9 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from automate_core.base import TenantScopedModel, TimeStampedModel, UUIDModel
+from automate_core.errors import NotFoundError
 from automate_core.governance.ratelimit import Rate
+from automate_datachat import services as datachat
 from widgets.origins import InvalidOriginPattern, OriginPattern
 from widgets.theme import validate_theme
 
@@ -126,6 +128,11 @@ class ChatEmbed(UUIDModel, TenantScopedModel, TimeStampedModel):
     def clean(self) -> None:
         if (self.rag_endpoint_id is None) == (not self.dataset):
             raise ValidationError("Choose what answers: a RAG endpoint or a dataset (one).")
+        if self.dataset and self.tenant_id is not None:
+            try:
+                datachat.dataset_for(self.tenant, self.dataset)
+            except NotFoundError as exc:
+                raise ValidationError({"dataset": exc.message}) from exc
 
     @property
     def signed(self) -> bool:

@@ -66,3 +66,10 @@ def test_an_embed_answers_from_exactly_one_target(embed, dataset):
     embed.dataset = dataset
     with pytest.raises(ValidationError, match="RAG endpoint or a dataset"):
         embed.full_clean()
+
+
+def test_an_embed_names_a_dataset_of_its_tenant(embed):
+    embed.rag_endpoint = None
+    embed.dataset = "no-such-dataset"
+    with pytest.raises(ValidationError, match="dataset"):
+        embed.full_clean()
