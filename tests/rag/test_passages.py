@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from rag import services
-from rag.filters import MetadataFilter
+from rag.filters import MetadataFilter, parse_filters
 from rag.models import Chunk
 from rag.passages import for_answer
 from rag.search import QueryResult, ResultItem
@@ -23,6 +23,16 @@ lists carriers. Delta sentence four names the depot. Echo sentence five gives op
 Foxtrot sentence six explains refunds.
 """
 WHOLE_TEXT = RETURNS.split("\n\n", 1)[1].strip()
+POLICY = """# Policy
+
+## Public
+
+Parcels are insured up to five hundred euros.
+
+## Internal
+
+Staff may waive the insurance excess for friends.
+"""
 
 
 @pytest.fixture
@@ -32,6 +42,7 @@ def endpoint(tenant):
     push(source, "returns.md", RETURNS)
     push(source, "returns-copy.md", RETURNS.replace("# Returns", "# Returns (copy)"))
     push(source, "hours.md", "# Hours\n\nThe Lyon shop opens at nine on weekdays.\n")
+    push(source, "policy.md", POLICY)
     endpoint = make_endpoint(tenant, source, chunk_tokens=20, chunk_overlap=9)
     services.reindex(endpoint)
     endpoint.refresh_from_db()
@@ -62,9 +73,11 @@ def _result(endpoint, *chunks: Chunk) -> QueryResult:
     return QueryResult(hits, {"id": str(version.pk), "number": version.number}, {}, "t", {})
 
 
-def _passages(endpoint, result: QueryResult, **config) -> list[ResultItem]:
+def _passages(
+    endpoint, result: QueryResult, filters: MetadataFilter | None = None, **config
+) -> list[ResultItem]:
     endpoint.retrieval_config = config
-    return for_answer(result, endpoint=endpoint, filters=MetadataFilter()).results
+    return for_answer(result, endpoint=endpoint, filters=filters or MetadataFilter()).results
 
 
 def test_a_hit_is_merged_with_its_neighbours_writing_their_overlap_once(endpoint):
@@ -113,3 +126,14 @@ def test_another_tenants_chunks_are_never_merged_in(endpoint, other_tenant):
 
     assert "secret" not in passage.text
     assert passage.text.endswith("Foxtrot sentence six explains refunds.")
+
+
+def test_neighbours_the_query_filter_excludes_are_never_merged_in(endpoint):
+    public = _chunk(endpoint, "policy.md", 0)
+    public_only = parse_filters({"headings": {"$ne": "Internal"}})
+
+    (passage,) = _passages(endpoint, _result(endpoint, public), public_only, passage_window=1)
+    (unfiltered,) = _passages(endpoint, _result(endpoint, public), passage_window=1)
+
+    assert passage.text == public.text
+    assert "waive" in unfiltered.text
