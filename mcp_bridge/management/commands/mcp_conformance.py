@@ -5,7 +5,9 @@ against this platform's server and its client, with a table of the results.
 * Server scenarios run against a public exposure (the suite sends no API key): the tenant
   ``conformance`` and its :class:`~mcp_bridge.models.PublicMCPExposure` are created if
   missing, and the ASGI app (Django with ``/mcp`` mounted) is served on a loopback port.
-* Client scenarios run ``manage.py mcp_conformance_client`` against the suite's servers.
+* Client scenarios run ``manage.py mcp_conformance_client`` against the suite's servers: the
+  basic ones and the ``auth`` suite of the 2025-06-18 and 2025-11-25 protocols (not the
+  2025-03-26 back-compat ones, nor ``client-credentials-jwt``: private_key_jwt is not offered).
 
 The suite is installed into ``var/npm/conformance`` on first use.
 """
@@ -32,7 +34,14 @@ SERVER_SCENARIOS = [
     "server-initialize", "ping", "tools-list", "prompts-list", "resources-list",
     "logging-set-level", "dns-rebinding-protection",
 ]  # fmt: skip
-CLIENT_SCENARIOS = ["initialize", "tools_call", "sse-retry"]
+CLIENT_SCENARIOS = [
+    "initialize", "tools_call", "sse-retry",
+    "auth/metadata-default", "auth/metadata-var1", "auth/metadata-var2", "auth/metadata-var3",
+    "auth/basic-cimd", "auth/scope-from-www-authenticate", "auth/scope-from-scopes-supported",
+    "auth/scope-omitted-when-undefined", "auth/scope-step-up", "auth/scope-retry-limit",
+    "auth/token-endpoint-auth-basic", "auth/token-endpoint-auth-post",
+    "auth/token-endpoint-auth-none", "auth/pre-registration", "auth/client-credentials-basic",
+]  # fmt: skip
 _PASSED = re.compile(r"Passed: (\d+)/(\d+), (\d+) failed, (\d+) warnings")
 
 
@@ -76,9 +85,9 @@ class Command(BaseCommand):
                     self._run(node, suite, "client", "--command", client, "--scenario", scenario),
                 )
             )
-        self.stdout.write(f"{'side':<7} {'scenario':<26} result")
+        self.stdout.write(f"{'side':<7} {'scenario':<36} result")
         for side, scenario, result in rows:
-            self.stdout.write(f"{side:<7} {scenario:<26} {result}")
+            self.stdout.write(f"{side:<7} {scenario:<36} {result}")
 
     def _run(self, node: str, suite: Path, *args: str) -> str:
         done = subprocess.run(  # noqa: S603  the wheel's node running the installed suite
