@@ -9,6 +9,10 @@ from django.test import RequestFactory
 
 from automate_core.api.sse import Events, EventStream, encode_event
 
+# Closing a response sends request_finished, which checks the thread's database connection
+# (left open by an earlier test): the database must be reachable.
+pytestmark = pytest.mark.django_db
+
 
 def test_an_event_is_its_name_and_one_line_of_json() -> None:
     assert encode_event("text", {"text": "a\nb"}) == b'event: text\ndata: {"text":"a\\nb"}\n\n'
