@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import httpcore
@@ -612,39 +612,22 @@ class _AsyncPinnedBackend(httpcore.AsyncNetworkBackend):
 _DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-def _pool_options(
-    verify: ssl.SSLContext | bool,
-    cert: Any,
-    trust_env: bool,
-    http1: bool,
-    http2: bool,
-    limits: httpx.Limits | None,
-    local_address: str | None,
-    retries: int,
-    socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
-    create_ssl_context: Callable[..., ssl.SSLContext] = httpx.create_ssl_context,
-) -> dict[str, Any]:
-    limits = limits or _DEFAULT_LIMITS
-    return {
-        "ssl_context": create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
-        "max_connections": limits.max_connections,
-        "max_keepalive_connections": limits.max_keepalive_connections,
-        "keepalive_expiry": limits.keepalive_expiry,
-        "http1": http1,
-        "http2": http2,
-        "local_address": local_address,
-        "retries": retries,
-        "socket_options": socket_options,
-    }
+class _GuardedPool:
+    """The set-up the four guarded transports share: their own connection pool over a pinned
+    network backend.
 
-
-class EgressTransport(httpx.HTTPTransport):
-    """An httpx transport that checks every request and connects only to approved addresses.
-
+    httpx's transports have no hook for a network backend; they keep all their state in
+    ``_pool``, which this builds instead of calling their ``__init__``. Subclasses name their
+    httpx flavour (``httpx`` over ``httpcore``, ``httpx2`` over ``httpcore2``) and whether they
+    are async.
     Same options as :class:`httpx.HTTPTransport` except ``proxy`` and ``uds``, which would route
-    around the check. A kept-alive connection is reused only for the same scheme, host and
-    port, and its address was approved when it was opened.
+    around the check.
     """
+
+    _core: ModuleType
+    _httpx: ModuleType
+    _is_async: bool
+    _pool: Any
 
     def __init__(
         self,
@@ -656,151 +639,98 @@ class EgressTransport(httpx.HTTPTransport):
         trust_env: bool = True,
         http1: bool = True,
         http2: bool = False,
-        limits: httpx.Limits | None = None,
+        limits: httpx.Limits | httpx2.Limits | None = None,
         local_address: str | None = None,
         retries: int = 0,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> None:
-        # httpx.HTTPTransport has no hook for a network backend; it keeps all its state in
-        # ``_pool``, which we build ourselves instead of calling its __init__.
         self._tenant = tenant
         self._resolver = resolver
-        options = _pool_options(
-            verify, cert, trust_env, http1, http2, limits, local_address, retries, socket_options
-        )
-        self._pool = httpcore.ConnectionPool(
-            network_backend=_PinnedBackend(httpcore.SyncBackend()), **options
+        limits = limits or _DEFAULT_LIMITS
+        core = self._core
+        backend: Any
+        if self._is_async:
+            backend, pool_class = (
+                _AsyncPinnedBackend(core.AnyIOBackend(), core),
+                core.AsyncConnectionPool,
+            )
+        else:
+            backend, pool_class = _PinnedBackend(core.SyncBackend(), core), core.ConnectionPool
+        self._pool = pool_class(
+            network_backend=backend,
+            ssl_context=self._httpx.create_ssl_context(
+                verify=verify, cert=cert, trust_env=trust_env
+            ),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            local_address=local_address,
+            retries=retries,
+            socket_options=socket_options,
         )
 
+    def _check(self, url: Any) -> CheckedURL:
+        return check_url(url, self._tenant, resolver=self._resolver)
+
+    async def _check_async(self, url: Any) -> CheckedURL:
+        # The check resolves DNS, which blocks: run it in a worker thread.
+        return await anyio.to_thread.run_sync(functools.partial(self._check, url))
+
+
+class EgressTransport(_GuardedPool, httpx.HTTPTransport):
+    """An httpx transport that checks every request and connects only to approved addresses.
+
+    A kept-alive connection is reused only for the same scheme, host and port, and its address
+    was approved when it was opened.
+    """
+
+    _core = httpcore
+    _httpx = httpx
+    _is_async = False
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        checked = check_url(request.url, self._tenant, resolver=self._resolver)
-        with _pinned_to(checked):
+        with _pinned_to(self._check(request.url)):
             return super().handle_request(request)
 
 
-class Httpx2EgressTransport(httpx2.HTTPTransport):
+class Httpx2EgressTransport(_GuardedPool, httpx2.HTTPTransport):
     """:class:`EgressTransport` for ``httpx2``, the httpx fork the provider SDKs are built on.
 
     The same pinned backend runs over ``httpcore2``'s pool, so the same guarantees hold.
     """
 
-    def __init__(
-        self,
-        *,
-        tenant: Tenant | None = None,
-        resolver: Resolver | None = None,
-        verify: ssl.SSLContext | bool = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx2.Limits | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> None:
-        self._tenant = tenant
-        self._resolver = resolver
-        options = _pool_options(
-            verify,
-            cert,
-            trust_env,
-            http1,
-            http2,
-            cast(Any, limits),
-            local_address,
-            retries,
-            socket_options,
-            create_ssl_context=httpx2.create_ssl_context,
-        )
-        backend = _PinnedBackend(httpcore2.SyncBackend(), core=httpcore2)
-        self._pool = httpcore2.ConnectionPool(
-            network_backend=cast(httpcore2.NetworkBackend, backend), **options
-        )
+    _core = httpcore2
+    _httpx = httpx2
+    _is_async = False
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        checked = check_url(request.url, self._tenant, resolver=self._resolver)
-        with _pinned_to(checked):
+        with _pinned_to(self._check(request.url)):
             return super().handle_request(request)
 
 
-class AsyncEgressTransport(httpx.AsyncHTTPTransport):
-    """The async twin of :class:`EgressTransport`; DNS lookups run in a worker thread."""
+class AsyncEgressTransport(_GuardedPool, httpx.AsyncHTTPTransport):
+    """The async twin of :class:`EgressTransport`."""
 
-    def __init__(
-        self,
-        *,
-        tenant: Tenant | None = None,
-        resolver: Resolver | None = None,
-        verify: ssl.SSLContext | bool = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx.Limits | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> None:
-        self._tenant = tenant
-        self._resolver = resolver
-        options = _pool_options(
-            verify, cert, trust_env, http1, http2, limits, local_address, retries, socket_options
-        )
-        self._pool = httpcore.AsyncConnectionPool(
-            network_backend=_AsyncPinnedBackend(httpcore.AnyIOBackend()), **options
-        )
+    _core = httpcore
+    _httpx = httpx
+    _is_async = True
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        checked = await anyio.to_thread.run_sync(
-            functools.partial(check_url, request.url, self._tenant, resolver=self._resolver)
-        )
-        with _pinned_to(checked):
+        with _pinned_to(await self._check_async(request.url)):
             return await super().handle_async_request(request)
 
 
-class AsyncHttpx2EgressTransport(httpx2.AsyncHTTPTransport):
+class AsyncHttpx2EgressTransport(_GuardedPool, httpx2.AsyncHTTPTransport):
     """The async twin of :class:`Httpx2EgressTransport` (the MCP SDK's HTTP transports)."""
 
-    def __init__(
-        self,
-        *,
-        tenant: Tenant | None = None,
-        resolver: Resolver | None = None,
-        verify: ssl.SSLContext | bool = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx2.Limits | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> None:
-        self._tenant = tenant
-        self._resolver = resolver
-        options = _pool_options(
-            verify,
-            cert,
-            trust_env,
-            http1,
-            http2,
-            cast(Any, limits),
-            local_address,
-            retries,
-            socket_options,
-            create_ssl_context=httpx2.create_ssl_context,
-        )
-        backend = _AsyncPinnedBackend(httpcore2.AnyIOBackend(), core=httpcore2)
-        self._pool = httpcore2.AsyncConnectionPool(
-            network_backend=cast(httpcore2.AsyncNetworkBackend, backend), **options
-        )
+    _core = httpcore2
+    _httpx = httpx2
+    _is_async = True
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        checked = await anyio.to_thread.run_sync(
-            functools.partial(check_url, request.url, self._tenant, resolver=self._resolver)
-        )
-        with _pinned_to(checked):
+        with _pinned_to(await self._check_async(request.url)):
             return await super().handle_async_request(request)
 
 
