@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from automate_core.admin_base import (
+    ImmutableAdmin,
     RedactedPayloadAdmin,
     TenantScopedAdmin,
     redacted_json,
@@ -345,7 +346,7 @@ AUDIT_LOG_FIELDS = (
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(TenantScopedAdmin):
+class AuditLogAdmin(ImmutableAdmin):
     """Read-only: rows are append-only. Each page verifies the rows it shows (their hash and
     their link to the row before them, one extra query); the whole chain is checked by
     ``manage.py automate_audit_verify``, not on every page load."""
@@ -398,15 +399,6 @@ class AuditLogAdmin(TenantScopedAdmin):
         if verdict is None:  # the change page: one row
             verdict = audit.verify_rows([obj])[obj.id]
         return str(verdict)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class StoredSecretForm(forms.ModelForm):

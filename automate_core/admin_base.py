@@ -82,6 +82,20 @@ class RecordsAdmin(TenantScopedAdmin):
         return False
 
 
+class ImmutableAdmin(TenantScopedAdmin):
+    """Rows that are history (audit entries, model requests, approved pins): shown, never
+    added, edited or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def member_tenant_ids(request: HttpRequest) -> list[Any]:
     return list(
         TenantMembership.objects.filter(**{"user_id": request.user.pk}).values_list(

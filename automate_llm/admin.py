@@ -26,7 +26,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from automate_core import plugins
-from automate_core.admin_base import RedactedPayloadAdmin, TenantScopedAdmin
+from automate_core.admin_base import ImmutableAdmin, RedactedPayloadAdmin, TenantScopedAdmin
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
 from automate_core.governance.credentials import credentials_in_clear
@@ -732,7 +732,7 @@ class PromptLabelAdmin(TenantScopedAdmin):
 
 
 @admin.register(LLMRequest)
-class LLMRequestAdmin(RedactedPayloadAdmin):
+class LLMRequestAdmin(ImmutableAdmin, RedactedPayloadAdmin):
     """One row per gateway call; content is redacted for staff without the raw permission."""
 
     list_display = [
@@ -757,15 +757,6 @@ class LLMRequestAdmin(RedactedPayloadAdmin):
     @admin.display(description="error message")
     def redacted_error_message(self, obj: LLMRequest) -> str:
         return format_html("<pre>{}</pre>", redact(obj.error_message))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(LLMUsage)

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from automate_core.admin_base import TenantScopedAdmin, redacted_json
+from automate_core.admin_base import ImmutableAdmin, TenantScopedAdmin, redacted_json
 from automate_core.errors import AutomateError
 from automate_core.governance import audit
 from mcp_bridge import oauth_flow, services
@@ -25,19 +25,6 @@ from mcp_bridge.models import (
     MCPWorkflowPin,
     PublicMCPExposure,
 )
-
-
-class ImmutableAdmin(TenantScopedAdmin):
-    """Rows written once by the services (approvals, publishing): shown, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(MCPServer)
