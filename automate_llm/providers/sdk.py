@@ -52,6 +52,9 @@ __all__ = [
 _CLIENTS: OrderedDict[tuple[Any, ...], httpx2.Client] = OrderedDict()
 _CLIENTS_LOCK = threading.Lock()
 _MAX_CLIENTS = 256
+# A streamed answer holds its connection for as long as the model writes (seconds to minutes),
+# so one tenant's open answers can far outnumber egress' default pool of 100.
+_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=20)
 
 
 def http_client(tenant: Tenant | None) -> httpx2.Client:
@@ -59,7 +62,8 @@ def http_client(tenant: Tenant | None) -> httpx2.Client:
 
     Cached per tenant and egress allowlist (the only tenant field the policy reads), so a
     changed allowlist gets a new client; the global egress settings are read on every request.
-    Redirects are not followed: a provider API never redirects a model call.
+    Redirects are not followed: a provider API never redirects a model call. The pool holds
+    up to 1000 connections, one per answer in flight.
     """
     allowlist = getattr(tenant, "egress_allowlist", None) or []
     key = (
@@ -72,7 +76,7 @@ def http_client(tenant: Tenant | None) -> httpx2.Client:
             _CLIENTS.move_to_end(key)
             return client
         # Evicted clients are left to the garbage collector: another thread may be using one.
-        client = egress.httpx2_client(tenant, follow_redirects=False)
+        client = egress.httpx2_client(tenant, follow_redirects=False, limits=_LIMITS)
         _CLIENTS[key] = client
         while len(_CLIENTS) > _MAX_CLIENTS:
             _CLIENTS.popitem(last=False)
