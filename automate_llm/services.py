@@ -566,7 +566,11 @@ def stream_chat(
 ) -> ChatStreamResponse:
     """:func:`chat`, streamed. The budget is held now (BudgetExceeded and
     NoProviderConfigured are raised here, before any chunk); iterate the result for chunks;
-    after the last one, ``.response`` is the ChatResponse."""
+    after the last one, ``.response`` is the ChatResponse.
+
+    Everything the first target needs from the database (its provider config and secrets) is
+    read here, so the caller may close its database connection before the first ``next``
+    waits on the network; only a fallback, when the first target fails, reads again."""
     context = dataclasses.replace(context or CallContext(), stream=True)
     chat_messages = _messages(messages)
     options = _options(
@@ -582,9 +586,24 @@ def stream_chat(
     targets = resolve_targets(tenant=tenant, model=model, provider=provider)
     with secret_scope():
         call = _start(tenant, targets, chat_messages, options, context)
+        targets = _first_opened(targets)
         secrets = current_secret_values()
     stream = gateway.stream(targets, chat_messages, options)
     return ChatStreamResponse(call, stream, secrets)
+
+
+def _first_opened(targets: list[Target]) -> list[Target]:
+    """``targets`` with the first one's provider client built (its secrets resolved). One that
+    cannot be built is left as it is: the gateway builds it again when the stream is iterated,
+    where the failure is recorded (and fallen back from) as before."""
+    first = targets[0]
+    if first.client is not None:
+        return targets
+    try:
+        client = first.open()
+    except Exception:
+        return targets
+    return [dataclasses.replace(first, client=client), *targets[1:]]
 
 
 class ChatStreamResponse:

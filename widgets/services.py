@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from automate_core.errors import InvalidInputError
@@ -36,6 +36,7 @@ __all__ = [
     "history",
     "mint",
     "rate_answer",
+    "release_connection",
     "start_conversation",
 ]
 
@@ -163,6 +164,7 @@ def ask(conversation: WidgetConversation, text: Any) -> Question:
             message.text, context=context, claims=dict(conversation.claims)
         )
         pieces = iter(stream)
+        release_connection()  # the stream read what it needs; the wait holds no connection
         head = next(pieces, None)
     except BaseException as exc:
         if stream is not None:
@@ -171,6 +173,15 @@ def ask(conversation: WidgetConversation, text: Any) -> Question:
         _store_answer(message, "", status=WidgetMessage.Status.FAILED, error={"code": code})
         raise
     return Question(message, stream, pieces, head, context)
+
+
+def release_connection() -> None:
+    """Close this thread's database connection while an answer waits on the model: a stream
+    holds no transaction while it waits, and a connection held per open stream would make the
+    number of concurrent visitors the number of database connections. The next query opens
+    one again. (In a transaction, as in tests, it is kept.)"""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def finish_answer(

@@ -23,7 +23,7 @@ from automate_llm.metering import CallContext
 from automate_llm.models import LLMModelConfig, LLMProvider, LLMRequest, LLMUsage
 from automate_llm.pricing import price_for
 from automate_llm.testing import CutStream, Embeddings, Rejected, Reply, ServerError
-from automate_llm.testing.providers import WIRE_API_KEY
+from automate_llm.testing.providers import WIRE_API_KEY, WIRE_SECRET
 from automate_llm.types import Usage
 
 ASK = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -273,6 +273,18 @@ def test_stream_chat_yields_chunks_then_records_the_call(wire_model, wire, tenan
     assert stream.response.usage.input_tokens == 50
     request = only_request(tenant)
     assert (request.pk, request.stream, request.success) == (stream.response.request_id, True, True)
+
+
+def test_a_stream_has_its_provider_secrets_before_it_is_iterated(
+    wire_model, wire, tenant, monkeypatch
+) -> None:
+    """So its caller can give back its database connection while it waits on the model."""
+    wire.script(Reply(text="two plus two is four"))
+
+    stream = services.stream_chat(tenant=tenant, messages=ASK)
+    monkeypatch.delenv(f"AUTOMATE_SECRET_{WIRE_SECRET}")
+
+    assert "".join(chunk.text for chunk in stream) == "two plus two is four"
 
 
 def test_a_stream_over_budget_is_refused_when_it_is_asked_for(wire_model, wire, tenant) -> None:

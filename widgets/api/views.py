@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -266,7 +265,7 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
         piece = question.head
         while piece is not None:
             received.append(piece)
-            _release_connection()
+            services.release_connection()
             yield encode_event("text", {"text": piece})
             failure: dict[str, Any] | None = None
             with trace(trace_id):
@@ -316,15 +315,6 @@ def _answer_events(question: services.Question, conversation: WidgetConversation
                 services.finish_answer(
                     question, "".join(received), status=WidgetMessage.Status.STOPPED
                 )
-
-
-def _release_connection() -> None:
-    """Close this thread's database connection while the answer waits on the model: a stream
-    holds no transaction between pieces, and a connection held per open stream would make the
-    number of concurrent visitors the number of database connections. The stored answer at the
-    end opens one again. (In a transaction, as in tests, it is kept.)"""
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 class FeedbackView(WidgetView):
