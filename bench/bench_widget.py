@@ -12,14 +12,17 @@ from the OpenAI wire server of the test suite (``automate_llm.testing``), each s
   to ``done`` (median, p95, max: a stream blocked behind the others shows as a max far above
   the median), the server process's threads and resident memory before, at the peak and after
   (flat after = nothing leaked), and the most database connections open at once. An answer
-  holds no database connection between its pieces, so 200 open answers fit the embedded
-  Postgres' 100 connections: only a request's own work up to the model's first piece (its
-  queries, and the LLM gateway's as it opens the provider) holds one. Visitors arriving faster
-  than that work drains would each need one at once, as for any Django view; bounding that is
-  a connection pooler's job (pgbouncer, or Django's psycopg pool), not a reason to raise
-  ``max_connections``. The bench plays the pooler: at most ``--admitting`` (40) visitors are
-  between arriving and their first piece at once (the wait for a place is not counted in the
-  time to first token), so it runs on a machine that is busy with other work too.
+  holds no database connection while it waits on the model (its stream reads the provider and
+  its secrets first, then the request gives its connection back, before the first piece as
+  between pieces), so 200 open answers fit the embedded Postgres' 100 connections: only a
+  request's own work (its queries, retrieval, the budget hold) holds one. Visitors arriving
+  faster than one process's CPU drains that work queue in the middle of it, each holding the
+  connection its first query opened, as for any Django view (82 at once for 200 visitors over
+  6 s on a busy 2-core machine, with no bound); bounding that is a connection pooler's job
+  (pgbouncer, or Django's psycopg pool), not a reason to raise ``max_connections``. The bench
+  plays the pooler: at most ``--admitting`` (40) visitors are between arriving and their first
+  piece at once (the wait for a place is not counted in the time to first token), so it stays
+  well under the Postgres it shares with other work.
 * **Time to first token**: ``--samples`` answers asked one at a time, alternating the widget's
   ``/widgets/v1/<pk>/conversations/<id>/messages`` and the RAG answer API
   ``/api/v1/rag/<endpoint>/answer`` (``stream: true``) on the same endpoint; the difference of
