@@ -41,6 +41,7 @@ from automate_llm.models import (
     PromptVersion,
 )
 
+from .app_world import build_apps
 from .rag_world import build_rag
 
 GRAPH = {
@@ -125,8 +126,9 @@ class TenantState:
         found |= {
             str(pk) for pk in APIKey.objects.filter(tenant=self.tenant).values_list("pk", flat=True)
         }
-        rag_rows = self.extra.get("rag", {}).values()
-        found |= {str(row.pk) for row in rag_rows if isinstance(row, models.Model)}
+        for part in ("rag", "apps"):
+            rows_of_part = self.extra.get(part, {}).values()
+            found |= {str(row.pk) for row in rows_of_part if isinstance(row, models.Model)}
         return found
 
 
@@ -193,6 +195,7 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
 
     # The LLM gateway: the same provider, model, prompt slugs and label in both tenants.
     llm = _build_llm(tenant)
+    rag = build_rag(tenant)
 
     return TenantState(
         **llm,
@@ -213,7 +216,7 @@ def _build(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> TenantState:
         waiting_run=Execution.objects.get(pk=waiting.pk),
         event_waiting_run=Execution.objects.get(pk=event_waiting.pk),
         job=job,
-        extra={"rag": build_rag(tenant)},
+        extra={"rag": rag, "apps": build_apps(tenant, version, rag["endpoint"])},
     )
 
 

@@ -19,7 +19,15 @@ from .conftest import World
 pytestmark = pytest.mark.django_db
 
 
-ADMIN_APPS = ("automate_core", "automate_llm", "rag")
+ADMIN_APPS = (
+    "automate_core",
+    "automate_llm",
+    "rag",
+    "automate_datachat",
+    "automate_modal",
+    "mcp_bridge",
+    "widgets",
+)
 
 
 def _registered() -> list[type[models.Model]]:
