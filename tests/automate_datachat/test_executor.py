@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from automate_core.governance.models import AuditLog
+from automate_core.tenancy.models import Tenant
 from automate_core.testing.runtime import run_until_idle
 from automate_datachat import executor, services
 from automate_datachat.errors import SQLExecutionFailed, SQLRejected, SQLTimeout
@@ -174,9 +175,13 @@ def test_a_query_outside_a_transaction_queues_its_audit_in_one_statement(
 
     with django_db_blocker.unblock():
         assert connection.get_autocommit()
+        # The row again if a transactional test flushed it: this insert commits.
+        tenant, _ = Tenant.objects.get_or_create(
+            pk=shop_tenants[0].pk, defaults={"name": "Shop A", "slug": "shop-a"}
+        )
         try:
             with CaptureQueriesContext(connection) as queries:
-                services.run_sql(tenant=shop_tenants[0], dataset=dataset_a, sql="SELECT 1 AS one")
+                services.run_sql(tenant=tenant, dataset=dataset_a, sql="SELECT 1 AS one")
             job = OutboxJob.objects.get(kind=AUDIT_JOB)
             with connection.cursor() as cursor:
                 cursor.execute("SHOW synchronous_commit")
