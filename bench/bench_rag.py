@@ -7,8 +7,8 @@ and texts are words drawn by Zipf's law from a 30,000-word vocabulary, as words 
 (``--uniform-words``: uniformly from 5,000 words, where every term is as common as any other and
 no BM25 top-k can stop early). Measured:
 
-* ``ingest``: our write path (:func:`rag.indexing.write_chunks`: COPY with the tsvector trigger,
-  the GIN and b-tree indexes, the BM25 postings) then the version's HNSW build
+* ``ingest``: our write path (:func:`rag.indexing.write_chunks`: COPY, the metadata GIN and
+  b-tree indexes, the BM25 postings) then the version's HNSW build
   (:func:`create_vector_index`), in chunks/s; beside it raw pgvector: COPY of (id, embedding)
   into a bare table and the same HNSW build. Ratio raw / ours says what our columns and
   indexes cost.

@@ -15,8 +15,8 @@ What is guaranteed:
   dropped and the version is left ``failed`` (with the error) or ``cancelled``.
 - :func:`prune` keeps ``INDEX_RETENTION`` retired versions per endpoint and drops the rest.
 
-Chunks are written with ``COPY`` on Postgres; the database fills ``search_vector`` (trigger);
-their BM25 postings follow in the same transaction (:mod:`rag.bm25`).
+Chunks are written with ``COPY``; their BM25 postings follow in the same transaction
+(:mod:`rag.bm25`).
 """
 
 from __future__ import annotations

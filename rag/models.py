@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.db import models
 from pgvector.django import VectorField
@@ -320,11 +319,11 @@ class IndexVersion(UUIDModel, TimeStampedModel, TenantScopedModel, StatusModel):
 
 
 class Chunk(UUIDModel, TenantScopedModel):
-    """A piece of a document in one index version, with its embedding and full-text vector.
+    """A piece of a document in one index version, with its embedding (its BM25 postings are
+    :class:`KeywordPosting` rows).
 
     ``metadata`` holds the document's and source's metadata plus ``source``, ``document_id``,
     ``external_id``, ``headings`` and ``page``: everything a query filter can name.
-    ``search_vector`` is filled by the database (a trigger, on Postgres).
     """
 
     # Indexed by the (index_version, document) index below.
@@ -340,7 +339,6 @@ class Chunk(UUIDModel, TenantScopedModel):
     document_hash = models.CharField(max_length=64)
     metadata = models.JSONField(default=dict, blank=True)
     embedding = VectorField(dimensions=STORED_DIMENSIONS)
-    search_vector = SearchVectorField(null=True, editable=False)
 
     class Meta:
         # By columns, not relations: no joins to order a million chunks.

@@ -72,37 +72,20 @@ def test_a_cancelled_build_can_never_go_live(tenant):
     assert IndexVersion.objects.get(pk=version.pk).status == "cancelled"
 
 
-def test_inserted_chunks_get_a_weighted_full_text_vector(tenant):
-    endpoint = _endpoint(tenant)
-    source = KnowledgeSource.objects.create(tenant=tenant, name="Docs")
-    document = Document.objects.create(
-        tenant=tenant, source=source, external_id="a.txt", content_hash="h"
-    )
-    version = IndexVersion.objects.create(
-        tenant=tenant,
-        endpoint=endpoint,
-        number=1,
-        embedding_model=endpoint.embedding_model,
-        chunk_tokens=200,
-        chunk_overlap=40,
-    )
-    chunk = Chunk.objects.create(
-        tenant=tenant,
-        index_version=version,
-        document=document,
-        position=0,
-        title="Refunds",
-        text="Customers are refunded within five days.",
-        token_count=8,
-        content_hash="c",
-        document_hash="h",
-        embedding=[0.0] * 383 + [1.0],
-    )
+def test_chunks_carry_no_full_text_vector_to_write():
+    """The keyword side reads BM25 postings; a tsvector column, trigger or GIN index on chunks
+    would only slow every insert."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT search_vector::text FROM rag_chunk WHERE id = %s", [chunk.pk])
-        (vector,) = cursor.fetchone()
-    # The title is weighted A, the text B; both stemmed by the english configuration.
-    assert vector == "'custom':2B 'day':7B 'five':6B 'refund':1A,4B 'within':5B"
+        cursor.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'rag_chunk' AND data_type = 'tsvector'"
+        )
+        assert cursor.fetchone() == (0,)
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'rag_chunk'::regclass "
+            "AND NOT tgisinternal"
+        )
+        assert cursor.fetchall() == []
 
 
 def test_deleting_a_document_removes_its_chunks_from_every_version(tenant):
