@@ -216,7 +216,7 @@ def _top_postings(
             "FROM unnest(%s::text[]) AS q(term) CROSS JOIN LATERAL ("
             f"SELECT p.chunk_id, p.frequency, p.length, p.key FROM {_POSTINGS} p "
             f"WHERE p.index_version_id = %s AND p.term = q.term{where} "
-            "ORDER BY p.key DESC LIMIT %s) AS p",
+            "ORDER BY p.key DESC, p.chunk_id LIMIT %s) AS p",
             [terms, version_id, *params, depth],
         )
         return cursor.fetchall()

@@ -402,7 +402,8 @@ class KeywordTerm(models.Model):
 class KeywordPosting(models.Model):
     """One term of one chunk: its frequency, the chunk's length, and ``key``, the BM25
     term-frequency component at the version's reference length, which orders a term's postings
-    in the ``(index_version, term, key DESC)`` index so a query reads the strongest first.
+    in the ``(index_version, term, key DESC, chunk)`` index so a query reads the strongest first
+    (equal ones by chunk id, the order ties are broken in).
 
     Deleted with the chunk by the database (ON DELETE CASCADE, see the migration): the ORM
     never has to collect millions of rows.
@@ -430,9 +431,10 @@ class KeywordPosting(models.Model):
 
     class Meta:
         indexes = [
+            # Chunk id last: postings of equal weight come in the exact search's tie order.
             models.Index(
-                fields=["index_version", "term", "-key"],
-                include=["chunk", "frequency", "length"],
+                fields=["index_version", "term", "-key", "chunk"],
+                include=["frequency", "length"],
                 name="rag_posting_top",
             )
         ]
