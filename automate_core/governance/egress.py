@@ -675,8 +675,11 @@ class _GuardedPool:
         return check_url(url, self._tenant, resolver=self._resolver)
 
     async def _check_async(self, url: Any) -> CheckedURL:
-        # The check resolves DNS, which blocks: run it in a worker thread.
-        return await anyio.to_thread.run_sync(functools.partial(self._check, url))
+        # Resolving a host name blocks: that check runs in a worker thread. An IP literal
+        # needs no lookup, so it is checked here, without a thread hop on every request.
+        if _parse_ip(str(getattr(url, "host", ""))) is None:
+            return await anyio.to_thread.run_sync(functools.partial(self._check, url))
+        return self._check(url)
 
 
 class EgressTransport(_GuardedPool, httpx.HTTPTransport):
