@@ -59,12 +59,32 @@ def apply_argument_policy(
     return sent
 
 
-def validate_arguments(schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> None:
-    """Raise InvalidToolArguments listing every way ``arguments`` break ``schema``."""
-    validator_class = jsonschema.validators.validator_for(
-        schema, default=jsonschema.Draft202012Validator
-    )
-    errors = sorted(validator_class(schema).iter_errors(dict(arguments)), key=lambda e: e.path)
+#: Compiled validators by the pin of the approved definition (the pin covers its input
+#: schema), so a tool's schema is compiled once rather than on every call.
+_validators: dict[str, Any] = {}
+VALIDATORS_KEPT = 1024
+
+
+def _validator(schema: Mapping[str, Any], pin: str | None) -> Any:
+    validator = _validators.get(pin) if pin else None
+    if validator is None:
+        validator_class = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft202012Validator
+        )
+        validator = validator_class(schema)
+        if pin:
+            if len(_validators) >= VALIDATORS_KEPT:
+                _validators.clear()
+            _validators[pin] = validator
+    return validator
+
+
+def validate_arguments(
+    schema: Mapping[str, Any], arguments: Mapping[str, Any], *, pin: str | None = None
+) -> None:
+    """Raise InvalidToolArguments listing every way ``arguments`` break ``schema``; ``pin``
+    (the pin of the definition ``schema`` comes from) keeps the compiled schema for reuse."""
+    errors = sorted(_validator(schema, pin).iter_errors(dict(arguments)), key=lambda e: e.path)
     if errors:
         problems = [
             {"path": "/".join(str(p) for p in error.absolute_path), "message": error.message}

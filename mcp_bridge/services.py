@@ -273,7 +273,7 @@ def call_tool(
             details={"published_pin": pin, "approved_pin": approved.pin},
         )
     sent = apply_argument_policy(tool.argument_policy or {}, arguments)
-    validate_arguments(approved.definition.get("inputSchema") or {}, sent)
+    validate_arguments(approved.definition.get("inputSchema") or {}, sent, pin=approved.pin)
     server = tool.server
     with trace(current_trace_id()) as trace_id:
         outcome = "error"

@@ -150,6 +150,26 @@ def test_a_quarantined_tool_is_callable_again_once_approved(approved_row, tool_s
     assert _tool(approved_row, "add").execute({"a": 4, "b": 4}).text == "8"
 
 
+def test_calls_after_a_schema_change_is_approved_validate_against_the_new_schema(
+    approved_row, tool_server
+):
+    assert _tool(approved_row, "add").execute({"a": 1, "b": 2}).text == "3"  # v1 compiled
+
+    def add(a: int, b: str) -> str:
+        """Add two integers."""
+        return f"{a}{b}"
+
+    tool_server.replace(add)
+    sync_server(approved_row)
+    tool = _tool(approved_row, "add")
+    services.approve_tool(tool, actor="user:1", expected_pin=tool.live_pin)
+
+    tool = _tool(approved_row, "add")
+    assert tool.execute({"a": 1, "b": "x"}).text == "1x"
+    with pytest.raises(InvalidToolArguments, match="2 is not of type 'string'"):
+        tool.execute({"a": 1, "b": 2})
+
+
 def test_approval_of_a_definition_nobody_reviewed_is_refused(approved_row, tool_server):
     tool_server.replace(add, description="v2")
     sync_server(approved_row)
