@@ -74,7 +74,7 @@ class ToolServer:
     name: str = "test-server"
     #: Tools per ``tools/list`` page (None: one page).
     page_size: int | None = None
-    server: MCPServer = field(init=False)
+    server: _PagedMCPServer = field(init=False)
     calls: list[ReceivedCall] = field(default_factory=list)
     url: str = ""
     _bus: InMemorySubscriptionBus = field(default_factory=InMemorySubscriptionBus, repr=False)
