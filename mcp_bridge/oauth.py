@@ -9,7 +9,9 @@
 * ``"grant": "authorization_code"``: a person signs in once (:mod:`mcp_bridge.oauth_flow`,
   started by an admin action, completed by the admin's callback view); optional ``client_id``
   and ``client_secret`` (a SecretRef), else the client registers itself (dynamic client
-  registration); optional ``scope``. Calls then use the stored tokens, refreshed as they
+  registration, or, with ``client_metadata_url``, the HTTPS URL of a client ID metadata
+  document the operator hosts, used as the client id where the authorization server supports
+  such documents); optional ``scope``. Calls then use the stored tokens, refreshed as they
   expire; with none usable, a call fails asking for the sign-in again.
 
 The provider discovers the authorization server from the MCP server's 401 (protected
@@ -32,6 +34,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+from mcp.client.auth.utils import is_valid_client_metadata_url
 from mcp.shared.auth import (
     AuthorizationCodeResult,
     OAuthClientInformationFull,
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 GRANTS = {"client_credentials", "authorization_code"}
-KNOWN_KEYS = {"grant", "client_id", "client_secret", "scope", "issuer"}
+KNOWN_KEYS = {"grant", "client_id", "client_secret", "scope", "issuer", "client_metadata_url"}
 
 
 def check_oauth_config(config: Any) -> None:
@@ -70,6 +73,14 @@ def check_oauth_config(config: Any) -> None:
     secret = config.get("client_secret")
     if (headless or secret is not None) and not find_secret_refs(secret):
         raise ValidationError('"oauth.client_secret" must be a SecretRef: {"$secret": "NAME"}')
+    metadata_url = config.get("client_metadata_url")
+    if metadata_url is not None and (
+        headless or not is_valid_client_metadata_url(str(metadata_url))
+    ):
+        raise ValidationError(
+            '"oauth.client_metadata_url" is for the authorization_code grant and must be an '
+            "HTTPS URL with a path (the client ID metadata document)"
+        )
 
 
 def token_secret_name(server_id: Any) -> str:
@@ -189,6 +200,7 @@ def oauth_provider(
             storage,
             redirect_handler=redirect_handler or _no_person,
             callback_handler=callback_handler or _no_person,
+            client_metadata_url=resolved.get("client_metadata_url") or None,
         )
         return provider, digest
     provider = ClientCredentialsOAuthProvider(

@@ -85,6 +85,16 @@ def test_an_oauth_client_secret_must_be_a_secret_ref():
         )
 
 
+def test_a_client_metadata_url_must_be_https_with_a_path_for_a_sign_in():
+    sign_in = {"grant": "authorization_code"}
+    check_auth_config(
+        {"oauth": {**sign_in, "client_metadata_url": "https://tools.example.com/client.json"}}
+    )
+    for bad in ("http://tools.example.com/client.json", "https://tools.example.com/"):
+        with pytest.raises(ValidationError, match="client_metadata_url"):
+            check_auth_config({"oauth": {**sign_in, "client_metadata_url": bad}})
+
+
 def test_a_person_signs_in_through_the_admin_and_calls_then_use_the_stored_token(
     tenant, admin_client, allow_loopback
 ):

@@ -33,6 +33,9 @@ from mcp.shared.auth import (
 from mcp_bridge import client
 
 REDIRECT_URI = "http://localhost:3000/callback"
+#: The client ID metadata document URL the suite's authorization servers accept as-is (they
+#: never fetch it); our client uses it only where a server advertises such documents.
+CIMD_CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
 
 
 @dataclasses.dataclass
@@ -57,7 +60,8 @@ class MemoryTokenStorage:
 
 def oauth_for(scenario: str, url: str, context: dict[str, Any]) -> Any:
     """The OAuth client a scenario needs: client credentials, or the authorization code grant
-    (pre-registered when the context names a client, else registered dynamically)."""
+    (pre-registered when the context names a client, else a URL-based client id where the
+    server supports client ID metadata documents, else registered dynamically)."""
     secret = context.get("client_secret")
     if scenario.startswith("auth/client-credentials") and secret:
         return ClientCredentialsOAuthProvider(
@@ -93,7 +97,9 @@ def oauth_for(scenario: str, url: str, context: dict[str, Any]) -> Any:
         response_types=["code"],
         token_endpoint_auth_method="none",  # noqa: S106  a public client: no secret at all
     )
-    return OAuthClientProvider(url, metadata, storage, consent, callback)
+    return OAuthClientProvider(
+        url, metadata, storage, consent, callback, client_metadata_url=CIMD_CLIENT_METADATA_URL
+    )
 
 
 #: Scenario -> (tool to call, its arguments); others only initialize and list tools.
