@@ -50,6 +50,7 @@ from django.db import connection
 
 from rag.filters import MetadataFilter
 from rag.models import Chunk, IndexVersion, KeywordIndex, KeywordPosting, KeywordTerm
+from rag.pg_settings import session_setting
 
 _CHUNKS = Chunk._meta.db_table
 _INDEX = KeywordIndex._meta.db_table
@@ -58,6 +59,12 @@ _TERMS = KeywordTerm._meta.db_table
 
 #: Postings read per term before deciding (at least ``2 * limit``).
 FIRST_DEPTH = 100
+#: Postings of the essential terms that MaxScore sums whole; a query whose essential terms hold
+#: more reads only ``10 * depth`` of each and is answered approximately (``"exact": False``).
+MAX_EXACT_POSTINGS = 60_000
+#: See :func:`search`: how much longer than the essential lists another list may be and still
+#: be summed with them.
+SUM_OTHERS = 10
 #: Float sums are compared with this much slack, so rounding never certifies a wrong top-k.
 _SLACK = 1e-9
 
@@ -143,8 +150,8 @@ def index_chunks(version_id: Any, chunk_ids: Sequence[uuid.UUID]) -> None:
 
 @dataclass(frozen=True)
 class Statistics:
-    """What scoring a query needs: k1, b, N, avgdl, A0 and each query term's idf (terms with
-    no postings dropped)."""
+    """What scoring a query needs: k1, b, N, avgdl, A0 and each query term's idf and df (terms
+    with no postings dropped)."""
 
     k1: float
     b: float
@@ -152,16 +159,29 @@ class Statistics:
     avgdl: float
     reference_length: float
     idf: dict[str, float]
+    documents: dict[str, int]
 
-    def weight(self, frequency: int, length: int) -> float:
-        """The term-frequency component of BM25 at the current avgdl."""
+    def contribution(self, term: str, frequency: int, length: int) -> float:
+        """What ``term`` adds to a chunk's score; the same expression, in the same order, as
+        :data:`_WEIGHT_SQL`, so Python and SQL give bit-identical scores (and break ties alike)."""
         k1, b = self.k1, self.b
-        return frequency * (k1 + 1) / (frequency + k1 * (1 - b + b * length / self.avgdl))
+        return (
+            self.idf[term]
+            * frequency
+            * (k1 + 1)
+            / (frequency + k1 * (1 - b + b * length / self.avgdl))
+        )
 
     @property
     def drift(self) -> float:
         """How much a posting's true weight may exceed its ``key`` (see the module docstring)."""
         return max(1.0, self.avgdl / self.reference_length) * (1 + _SLACK)
+
+
+_WEIGHT_SQL = (
+    "q.idf * p.frequency * (%(k1)s + 1) / (p.frequency + %(k1)s * "
+    "(1 - %(b)s + %(b)s * p.length / %(avgdl)s))"
+)
 
 
 def idf(chunks: int, documents: int) -> float:
@@ -191,6 +211,7 @@ def statistics(version_id: Any, text: str) -> Statistics | None:
         avgdl=total / chunks,
         reference_length=reference,
         idf={term: idf(chunks, documents) for *_, term, documents in rows},
+        documents={term: documents for *_, term, documents in rows},
     )
 
 
@@ -204,11 +225,18 @@ def _filter_sql(flt: MetadataFilter, alias: str) -> tuple[str, list[Any]]:
     )
 
 
+def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
+    """A filter's positional placeholders as named ones (``%(f0)s``...), to sit beside others."""
+    parts = where.split("%s")
+    named = "".join(f"{part}%(f{n})s" for n, part in enumerate(parts[:-1])) + parts[-1]
+    return named, {f"f{n}": value for n, value in enumerate(params)}
+
+
 def _top_postings(
     version_id: Any, terms: list[str], flt: MetadataFilter, depth: int
 ) -> list[tuple[str, uuid.UUID, int, int, float]]:
-    """The ``depth`` strongest postings of each term (by ``key``), among chunks matching
-    ``flt``: (term, chunk, tf, dl, key)."""
+    """The ``depth`` strongest postings of each term (by ``key``, ties by chunk id), among
+    chunks matching ``flt``: (term, chunk, tf, dl, key)."""
     where, params = _filter_sql(flt, "p")
     with connection.cursor() as cursor:
         cursor.execute(
@@ -222,16 +250,24 @@ def _top_postings(
         return cursor.fetchall()
 
 
-def _postings_of(
-    chunk_ids: list[uuid.UUID], terms: list[str]
-) -> list[tuple[uuid.UUID, str, int, int]]:
+def _exact_scores(stats: Statistics, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+    """Exact scores of ``chunk_ids``, from every posting they have of the query's terms (read
+    by primary key), summed in term order as the SQL sum does."""
+    if not chunk_ids:
+        return {}
+    terms = sorted(stats.idf)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT chunk_id, term, frequency, length FROM {_POSTINGS} "  # noqa: S608 -- table from _meta, values bound
             "WHERE chunk_id = ANY(%s) AND term = ANY(%s)",
-            [chunk_ids, terms],
+            [list(chunk_ids), terms],
         )
-        return cursor.fetchall()
+        rows = sorted(cursor.fetchall(), key=lambda row: row[1])
+    scores: dict[uuid.UUID, float] = {}
+    for chunk_id, term, frequency, length in rows:
+        value = stats.contribution(term, frequency, length)
+        scores[chunk_id] = scores[chunk_id] + value if chunk_id in scores else value
+    return scores
 
 
 def _ranked(scores: dict[uuid.UUID, float], limit: int) -> list[tuple[uuid.UUID, float]]:
@@ -239,59 +275,49 @@ def _ranked(scores: dict[uuid.UUID, float], limit: int) -> list[tuple[uuid.UUID,
 
 
 @dataclass
-class _Round:
-    """What one read of each term's strongest postings proves."""
+class _Reading:
+    """What reading each term's strongest postings proves about the chunks not yet scored."""
 
-    lower: dict[uuid.UUID, float]  # each seen chunk's score, from the postings read
+    partial: dict[uuid.UUID, float]  # each seen chunk's score from the postings read
     seen: dict[uuid.UUID, set[str]]  # the terms each chunk was seen in
-    strongest: dict[str, float]  # per term: the most any of its postings can add
-    threshold: float  # the limit-th best lower bound (0 with fewer chunks seen)
-    top: list[uuid.UUID] | None  # the certain top chunks, or None
+    bound: dict[str, float]  # per term not read whole: the most an unread posting adds
+
+    def upper(self, chunk_id: uuid.UUID) -> float:
+        """The most a seen chunk can score: what was read, plus the bound of every term it was
+        not seen in and whose list was not read whole."""
+        seen = self.seen[chunk_id]
+        return self.partial[chunk_id] + sum(v for t, v in self.bound.items() if t not in seen)
 
 
-def _read_round(
-    stats: Statistics,
-    postings: list[tuple[str, uuid.UUID, int, int, float]],
-    depth: int,
-    limit: int,
-) -> _Round:
-    lower: dict[uuid.UUID, float] = defaultdict(float)
+def _read(
+    stats: Statistics, postings: list[tuple[str, uuid.UUID, int, int, float]], depth: int
+) -> _Reading:
+    partial: dict[uuid.UUID, float] = defaultdict(float)
     seen: dict[uuid.UUID, set[str]] = defaultdict(set)
     read: dict[str, int] = defaultdict(int)
-    first: dict[str, float] = {}
     cutoff: dict[str, float] = {}
     for term, chunk_id, frequency, length, key in postings:
-        lower[chunk_id] += stats.idf[term] * stats.weight(frequency, length)
+        partial[chunk_id] += stats.contribution(term, frequency, length)
         seen[chunk_id].add(term)
         read[term] += 1
-        first.setdefault(term, key)
         cutoff[term] = key  # rows come strongest first within a term
-    strongest = {t: stats.idf[t] * first.get(t, 0.0) * stats.drift for t in stats.idf}
     # A term whose list came back shorter than depth was read whole: nothing hides behind it.
     bound = {
         term: stats.idf[term] * cutoff[term] * stats.drift
         for term in stats.idf
         if read[term] >= depth
     }
-    ranked = sorted(lower, key=lambda c: (-lower[c], c))
-    top, rest = ranked[:limit], ranked[limit:]
-    threshold = lower[top[-1]] * (1 - _SLACK) if len(top) == limit else 0.0
-    best_other = max(
-        [sum(bound.values())]  # a chunk not seen at all
-        + [lower[c] + sum(v for t, v in bound.items() if t not in seen[c]) for c in rest]
-    )
-    certain = not bound or (len(top) == limit and best_other < threshold)
-    return _Round(lower, seen, strongest, threshold, top if certain else None)
+    return _Reading(partial, seen, bound)
 
 
-def _essential_terms(found: _Round) -> list[str]:
-    """MaxScore: the terms a chunk must hold to beat the threshold. The weakest terms whose
-    strongest contributions add up to less than the threshold cannot lift a chunk that has
-    none of the others into the top, so their (long) lists need not be read."""
+def _essential_terms(bound: dict[str, float], threshold: float) -> list[str]:
+    """MaxScore: the terms an unseen chunk must hold to reach ``threshold``. The weakest terms
+    whose bounds add up to less than it cannot lift a chunk that has none of the others into
+    the top, so their (long) lists need not be read."""
     total, essential = 0.0, []
-    for term in sorted(found.strongest, key=lambda t: (found.strongest[t], t)):
-        total += found.strongest[term]
-        if total >= found.threshold:
+    for term in sorted(bound, key=lambda t: (bound[t], t)):
+        total += bound[term]
+        if total >= threshold:
             essential.append(term)
     return essential
 
@@ -299,77 +325,157 @@ def _essential_terms(found: _Round) -> list[str]:
 def search(
     version: IndexVersion, text: str, flt: MetadataFilter, limit: int
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
-    """The ``limit`` best chunks by BM25 (ties by id), with how they were found."""
+    """The ``limit`` best chunks by BM25 (ties by chunk id), with how they were found.
+
+    1. Read the ``depth`` strongest postings of each term and score the best chunks seen
+       exactly (their other terms by primary key): the ``limit``-th score is the threshold.
+    2. Score every other seen chunk whose upper bound reaches it.
+    3. If a chunk not seen at all could still reach it, MaxScore: sum the essential terms'
+       whole lists in SQL (with any other term whose list is no longer), keep the chunks that
+       can reach the threshold and score those. When the essential lists hold more than
+       :data:`MAX_EXACT_POSTINGS` postings, only their strongest are read and the answer says
+       ``"exact": False``.
+    """
+    from rag.conf import rag_settings
+
+    with session_setting("work_mem", str(rag_settings.KEYWORD_WORK_MEM)):
+        return _search(version, text, flt, limit)
+
+
+def _search(
+    version: IndexVersion, text: str, flt: MetadataFilter, limit: int
+) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
     stats = statistics(version.pk, text)
+    how: dict[str, Any] = {"keyword": "bm25", "terms": len(stats.idf) if stats else 0}
     if stats is None:
-        return [], {"keyword": "bm25", "terms": 0}
-    terms = sorted(stats.idf)
+        return [], how
     depth = max(FIRST_DEPTH, 2 * limit)
-    found = _read_round(stats, _top_postings(version.pk, terms, flt, depth), depth, limit)
-    how: dict[str, Any] = {"keyword": "bm25", "terms": len(terms)}
-    if found.top is not None:
-        scores = {c: found.lower[c] for c in found.top}
-        missing = [c for c in found.top if len(found.seen[c]) < len(terms)]
-        if missing:
-            for chunk_id, term, frequency, length in _postings_of(missing, terms):
-                if term not in found.seen[chunk_id]:
-                    scores[chunk_id] += stats.idf[term] * stats.weight(frequency, length)
-        return _ranked(scores, limit), {**how, "rounds": 1, "depth": depth}
-    essential = _essential_terms(found)
-    if len(essential) < len(terms):
-        hits = exhaustive_search(version.pk, stats, flt, limit, essential=essential)
-        return hits, {**how, "essential_terms": len(essential)}
-    return exhaustive_search(version.pk, stats, flt, limit), {**how, "exhaustive": True}
-
-
-def exhaustive_search(
-    version_id: Any,
-    stats: Statistics,
-    flt: MetadataFilter,
-    limit: int,
-    *,
-    essential: Sequence[str] | None = None,
-) -> list[tuple[uuid.UUID, float]]:
-    """Exact BM25 over every posting of the query's terms, summed in SQL: the ceiling the
-    early stop is measured against. With ``essential`` terms, only chunks holding one of them
-    are scored (by primary-key reads of their other terms), which is exact when the other
-    terms alone cannot reach the top (see :func:`_essential_terms`)."""
-    terms = sorted(stats.idf)
-    where, params = _filter_sql(flt, "p")
-    weight = (
-        "q.idf * p.frequency * (%(k1)s + 1) / (p.frequency + %(k1)s * "
-        "(1 - %(b)s + %(b)s * p.length / %(avgdl)s))"
+    reading = _read(stats, _top_postings(version.pk, sorted(stats.idf), flt, depth), depth)
+    seen = sorted(reading.partial, key=lambda c: (-reading.partial[c], c))
+    scores = _exact_scores(stats, seen[: 2 * limit])
+    threshold = _threshold(scores, limit)
+    rest = [c for c in seen[2 * limit :] if reading.upper(c) >= threshold]
+    if rest:
+        scores.update(_exact_scores(stats, _best_of(stats, rest, 2 * limit)))
+        threshold = _threshold(scores, limit)
+    how["depth"] = depth
+    if sum(reading.bound.values()) < threshold:
+        return _ranked(scores, limit), {**how, "exact": True, "stopped_early": True}
+    essential = _essential_terms(reading.bound, threshold)
+    postings = sum(stats.documents[t] for t in essential)
+    exact = postings <= MAX_EXACT_POSTINGS
+    # Other unfinished lists up to SUM_OTHERS times as long are summed too: a posting read in
+    # order costs far less than a primary-key probe, and each one summed leaves fewer chunks
+    # to probe.
+    summed, total = list(essential), postings
+    for term in sorted(set(reading.bound) - set(essential), key=lambda t: stats.documents[t]):
+        total += stats.documents[term]
+        if total > min(SUM_OTHERS * postings, MAX_EXACT_POSTINGS):
+            break
+        summed.append(term)
+    needed = threshold - sum(v for t, v in reading.bound.items() if t not in summed)
+    found = _reaching(
+        version.pk, stats, flt, essential, summed, needed, None if exact else 10 * depth, 2 * limit
     )
-    values: dict[str, Any] = {
+    scores.update(_exact_scores(stats, [c for c in found if c not in scores]))
+    how.update(essential_terms=len(essential), summed_terms=len(summed), postings=postings)
+    return _ranked(scores, limit), {**how, "exact": exact}
+
+
+def _threshold(scores: dict[uuid.UUID, float], limit: int) -> float:
+    """The ``limit``-th best exact score (0 with fewer), a little under so rounding never
+    prunes a tie."""
+    if len(scores) < limit:
+        return 0.0
+    return sorted(scores.values(), reverse=True)[limit - 1] * (1 - _SLACK)
+
+
+def _best_of(stats: Statistics, chunk_ids: list[uuid.UUID], limit: int) -> list[uuid.UUID]:
+    """The ``limit`` best of ``chunk_ids``, scored in SQL (a long list never crosses into
+    Python row by row)."""
+    terms = sorted(stats.idf)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
+            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
+            f"JOIN {_POSTINGS} p ON p.chunk_id = ANY(%(ids)s) AND p.term = q.term "
+            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
+            {**_scoring(stats, terms), "ids": chunk_ids, "limit": limit},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _scoring(stats: Statistics, terms: list[str]) -> dict[str, Any]:
+    """The values :data:`_WEIGHT_SQL` reads, for ``terms``."""
+    return {
         "k1": stats.k1,
         "b": stats.b,
         "avgdl": stats.avgdl,
         "terms": terms,
         "idf": [stats.idf[t] for t in terms],
-        "version": version_id,
-        "essential": list(essential or ()),
-        "limit": limit,
     }
-    parts = where.split("%s")  # the filter's positional values, as named ones
-    where = "".join(f"{part}%(f{n})s" for n, part in enumerate(parts[:-1])) + parts[-1]
-    values.update({f"f{n}": value for n, value in enumerate(params)})
-    if essential is None:
-        sql = (
-            f"SELECT p.chunk_id, sum({weight}) AS score "  # noqa: S608 -- table from _meta, values bound
+
+
+def _reaching(
+    version_id: Any,
+    stats: Statistics,
+    flt: MetadataFilter,
+    essential: list[str],
+    summed: list[str],
+    needed: float,
+    depth: int | None,
+    limit: int,
+) -> list[uuid.UUID]:
+    """The ``limit`` best chunks holding an essential term: the ``summed`` terms' lists (their
+    ``depth`` strongest postings each, or all) are summed per chunk, chunks whose sum stays
+    under ``needed`` are dropped, and the rest get their other terms by primary key."""
+    where, params = _named(*_filter_sql(flt, "p"))
+    others = sorted(set(stats.idf) - set(summed))
+    values = {
+        **_scoring(stats, summed),
+        "version": version_id,
+        "essential": essential,
+        "depth": depth,
+        "needed": needed,
+        "others": others,
+        "other_idf": [stats.idf[t] for t in others],
+        "limit": limit,
+        **params,
+    }
+    other_weight = _WEIGHT_SQL.replace("q.idf", "o.idf")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH reaching AS (SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS partial "  # noqa: S608 -- tables from _meta, values bound
+            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) CROSS JOIN LATERAL ("
+            f"SELECT p.chunk_id, p.frequency, p.length FROM {_POSTINGS} p "
+            f"WHERE p.index_version_id = %(version)s AND p.term = q.term{where} "
+            "ORDER BY p.key DESC, p.chunk_id LIMIT %(depth)s) AS p "  # LIMIT NULL: all of them
+            "GROUP BY p.chunk_id "
+            "HAVING bool_or(q.term = ANY(%(essential)s)) AND sum("
+            f"{_WEIGHT_SQL}) >= %(needed)s) "
+            "SELECT r.chunk_id FROM reaching r ORDER BY r.partial + coalesce(("
+            f"SELECT sum({other_weight}) FROM unnest(%(others)s::text[], %(other_idf)s::float8[]) "
+            f"AS o(term, idf) JOIN {_POSTINGS} p ON p.chunk_id = r.chunk_id AND p.term = o.term"
+            "), 0) DESC, r.chunk_id LIMIT %(limit)s",
+            values,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def exhaustive_search(
+    version_id: Any, stats: Statistics, flt: MetadataFilter, limit: int
+) -> list[tuple[uuid.UUID, float]]:
+    """Exact BM25 over every posting of the query's terms, summed in SQL: the ceiling the
+    early stop is measured against."""
+    terms = sorted(stats.idf)
+    where, params = _named(*_filter_sql(flt, "p"))
+    values = {**_scoring(stats, terms), "version": version_id, "limit": limit, **params}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
             "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
             f"JOIN {_POSTINGS} p ON p.index_version_id = %(version)s AND p.term = q.term{where} "
-            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s"
+            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
+            values,
         )
-    else:
-        sql = (
-            "WITH candidates AS (SELECT DISTINCT p.chunk_id FROM "  # noqa: S608 -- table from _meta, values bound
-            f"{_POSTINGS} p WHERE p.index_version_id = %(version)s "
-            f"AND p.term = ANY(%(essential)s){where}) "
-            f"SELECT p.chunk_id, sum({weight}) AS score FROM candidates c "
-            "CROSS JOIN unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
-            f"JOIN {_POSTINGS} p ON p.chunk_id = c.chunk_id AND p.term = q.term "
-            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
         return [(i, float(s)) for i, s in cursor.fetchall()]

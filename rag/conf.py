@@ -41,6 +41,9 @@ rag_settings = AppSettings(
         "EXACT_SEARCH_MAX_ROWS": 5000,
         # Upper bound of hnsw.ef_search (pgvector accepts up to 1000).
         "MAX_EF_SEARCH": 1000,
+        # work_mem of the keyword side's queries: summing a long posting list groups one row
+        # per chunk, and a hash table that spills to disk takes 3x as long.
+        "KEYWORD_WORK_MEM": "64MB",
         # Largest top_k a query may ask for.
         "MAX_TOP_K": 100,
         # Retired index versions kept per endpoint (for rollback); older ones are dropped.
