@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -249,6 +250,23 @@ async def test_async_httpx2_client_pins_the_checked_address(allow_server, server
     assert (response.status_code, response.text) == (200, "ok")
     assert server.seen[0].headers["Host"] == f"{PARTNER}:{server.port}"
     assert system_lookups == []
+
+
+@pytest.mark.anyio
+async def test_async_httpx2_client_resolves_host_names_off_the_event_loop(allow_server, server):
+    fake = FakeResolver({PARTNER: ["127.0.0.1"]})
+    lookups: list[int] = []
+
+    def resolver(*args, **kwargs):
+        lookups.append(threading.get_ident())  # a lookup blocks: never on the event loop
+        return fake(*args, **kwargs)
+
+    async with async_httpx2_client(resolver=resolver, timeout=5) as client:
+        await client.get(f"http://{PARTNER}:{server.port}/hello")
+        await client.get(f"http://127.0.0.1:{server.port}/hello")  # an IP literal: no lookup
+
+    assert len(lookups) == 1
+    assert lookups[0] != threading.get_ident()
 
 
 @pytest.mark.anyio
