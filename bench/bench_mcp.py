@@ -121,6 +121,8 @@ def bench_calls(tenant: Tenant, calls: int, rounds: int) -> None:
     print(f"  MCPTool.execute()       {ours:8.3f} ms")
     print(f"  added                   {ours - bare:8.3f} ms   (goal < 2 ms)")
     print(f"  of which one commit     {commit:8.3f} ms   (the audit row's durable insert)")
+    rest = ours - bare - commit
+    print(f"  the rest                {rest:8.3f} ms   (checks, rate limit, hand-off)")
     print(f"  ratio execute/bare      {ours / bare:8.2f}x")
     print(f"  tools/list requests     {listings:8d}      (during {calls} calls)")
 
