@@ -9,6 +9,7 @@ gateway (:mod:`automate_llm.services`), metered and budgeted like any call.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 import uuid
@@ -26,6 +27,7 @@ from automate_core.tenancy.models import Tenant
 from automate_core.tracing import current_trace_id, new_trace_id, trace
 from automate_llm import services as llm
 from automate_llm.services import CallContext, CallUsage, ChatResponse, ChatStreamResponse
+from rag import beside as rag_beside
 from rag import indexing, passages, search
 from rag.conf import rag_settings
 from rag.embeddings import embed_query
@@ -106,26 +108,26 @@ def query(
     strategy: dict[str, Any] = {"mode": config.mode}
     vector_limit, keyword_limit = config.depths(top_k)
     limit = max(vector_limit, keyword_limit)
-    vector: list[float] | None = None
+    keyword_side = None
+    if config.mode == "hybrid":  # beside the embedding and the vector side (rag.beside)
+        keyword_side = rag_beside.start(_keyword_side, version, text, flt, keyword_limit)
+    elif config.mode == "keyword":
+        keyword_side = functools.partial(_keyword_side, version, text, flt, keyword_limit)
+    vector_hits: list[tuple[uuid.UUID, float]] = []
+    keyword_hits: list[tuple[uuid.UUID, float]] = []
     if config.mode != "keyword":
         t = time.perf_counter()
         vector = embed_query(version.embedding_model, text)
         timings["embed_ms"] = _ms(t)
-
-    vector_hits: list[tuple[uuid.UUID, float]] = []
-    keyword_hits: list[tuple[uuid.UUID, float]] = []
-    if vector is not None:
         t = time.perf_counter()
         vector_hits, how = search.vector_search_pg(
             version, vector, flt, vector_limit, config, exact=exact
         )
         strategy.update(how)
         timings["vector_ms"] = _ms(t)
-    if config.mode != "vector":
-        t = time.perf_counter()
-        keyword_hits, how = search.keyword_search_pg(version, text, flt, keyword_limit)
+    if keyword_side is not None:
+        keyword_hits, how, timings["keyword_ms"] = keyword_side()
         strategy.update(how)
-        timings["keyword_ms"] = _ms(t)
 
     t = time.perf_counter()
     fused = search.fuse(vector_hits, keyword_hits, config)
@@ -167,6 +169,15 @@ def _check_query_text(text: Any) -> None:
         raise InvalidInputError(
             f"query is at most {MAX_QUERY_CHARS} characters", details={"field": "query"}
         )
+
+
+def _keyword_side(
+    version: IndexVersion, text: str, flt: MetadataFilter, limit: int
+) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any], float]:
+    """The keyword hits, how they were found, and how long it took (ms)."""
+    t = time.perf_counter()
+    hits, how = search.keyword_search_pg(version, text, flt, limit)
+    return hits, how, _ms(t)
 
 
 def _fetch(candidates: list[search.Candidate]) -> list[ResultItem]:

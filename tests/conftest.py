@@ -16,6 +16,16 @@ from automate_core.testing.live_server import serve_asgi
 pytest_plugins = ["automate_llm.testing.fixtures"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_rag_workers(django_db_setup: None) -> Iterator[None]:
+    """Hybrid queries outside a transaction leave worker connections open (rag.beside); they
+    must close before the test database is dropped."""
+    yield
+    from rag import beside
+
+    beside.close_connections()
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return Tenant.objects.create(name="Acme", slug="acme")
