@@ -60,7 +60,8 @@ _TERMS = KeywordTerm._meta.db_table
 #: Postings read per term before deciding (at least ``2 * limit``).
 FIRST_DEPTH = 100
 #: Postings of the essential terms that MaxScore sums whole; a query whose essential terms hold
-#: more reads only ``10 * depth`` of each and is answered approximately (``"exact": False``).
+#: more reads only the strongest of each, that many in all, and is answered approximately
+#: (``"exact": False``).
 MAX_EXACT_POSTINGS = 60_000
 #: See :func:`search`: how much longer than the essential lists another list may be and still
 #: be summed with them.
@@ -375,7 +376,14 @@ def _search(
         summed.append(term)
     needed = threshold - sum(v for t, v in reading.bound.items() if t not in summed)
     found = _reaching(
-        version.pk, stats, flt, essential, summed, needed, None if exact else 10 * depth, 2 * limit
+        version.pk,
+        stats,
+        flt,
+        essential,
+        summed,
+        needed,
+        None if exact else MAX_EXACT_POSTINGS // len(summed),
+        2 * limit,
     )
     scores.update(_exact_scores(stats, [c for c in found if c not in scores]))
     how.update(essential_terms=len(essential), summed_terms=len(summed), postings=postings)
