@@ -282,9 +282,11 @@ def evaluate(
 
 @dataclass(frozen=True)
 class FusionSetting:
-    """One grid point of :func:`sweep`: RRF's k, the two weights, and the candidates taken from
-    each side (the ``retrieval_config`` keys of the same names)."""
+    """One grid point of :func:`sweep`: the fusion method, RRF's k (``rrf`` only), the two
+    weights, and the candidates taken from each side (the ``retrieval_config`` keys of the same
+    names)."""
 
+    fusion: str
     rrf_k: int
     vector_weight: float
     keyword_weight: float
@@ -293,6 +295,7 @@ class FusionSetting:
     def config(self) -> RetrievalConfig:
         return RetrievalConfig.model_validate(
             {
+                "fusion": self.fusion,
                 "rrf_k": self.rrf_k,
                 "vector_weight": self.vector_weight,
                 "keyword_weight": self.keyword_weight,
@@ -302,18 +305,27 @@ class FusionSetting:
 
     @property
     def label(self) -> str:
+        k = f" rrf_k={self.rrf_k}" if self.fusion == "rrf" else ""
         return (
-            f"hybrid rrf_k={self.rrf_k} vector={self.vector_weight:g} "
+            f"hybrid {self.fusion}{k} vector={self.vector_weight:g} "
             f"keyword={self.keyword_weight:g} candidates={self.candidates}"
         )
 
 
 def fusion_grid(
+    fusions: Sequence[str] = ("convex", "rrf"),
     rrf_ks: Sequence[int] = (10, 60),
     weights: Sequence[tuple[float, float]] = ((1.0, 1.0), (1.0, 0.5), (0.5, 1.0)),
     candidates: Sequence[int] = (20, 100),
 ) -> list[FusionSetting]:
-    return [FusionSetting(k, v, w, c) for k in rrf_ks for v, w in weights for c in candidates]
+    """Every combination; ``rrf_k`` only varies the ``rrf`` points (convex has no k)."""
+    return [
+        FusionSetting(fusion, k, v, w, c)
+        for fusion in dict.fromkeys(fusions)
+        for k in (rrf_ks if fusion == "rrf" else rrf_ks[:1])
+        for v, w in weights
+        for c in candidates
+    ]
 
 
 @dataclass

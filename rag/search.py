@@ -1,4 +1,4 @@
-"""Hybrid retrieval over one index version: vector (HNSW or exact) + BM25, fused by RRF.
+"""Hybrid retrieval over one index version: vector (HNSW or exact) + BM25, fused (:func:`fuse`).
 
 The vector side walks the version's own HNSW graph (or searches exactly when a filter is
 selective, or when the graph comes back short), the keyword side is BM25 over the version's
@@ -59,7 +59,10 @@ class RetrievalConfig(BaseModel):
 
     #: hybrid: vector and full text fused; vector or keyword: one retriever alone.
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
-    #: Reciprocal rank fusion: score = sum(weight / (rrf_k + rank)) over the retrievers.
+    #: How hybrid fuses the two sides (see :func:`fuse`): ``convex`` adds ``weight * score``
+    #: with each side's scores min-max normalised over its candidates; ``rrf`` (reciprocal
+    #: rank fusion) adds ``weight / (rrf_k + rank)``.
+    fusion: Literal["convex", "rrf"] = "convex"
     vector_weight: float = Field(1.0, ge=0)
     keyword_weight: float = Field(1.0, ge=0)
     rrf_k: int = Field(60, ge=1, le=10_000)
@@ -188,17 +191,50 @@ def fuse(
     keyword_hits: list[tuple[uuid.UUID, float]],
     config: RetrievalConfig,
 ) -> list[Candidate]:
-    """Reciprocal rank fusion: each retriever adds ``weight / (rrf_k + rank)`` (rank from 1)."""
+    """The two sides' candidates in one ranking, best first (at equal scores, those both sides
+    found first, then by chunk id).
+
+    ``rrf``: each side adds ``weight / (rrf_k + rank)`` (rank from 1). ``convex``: each side
+    adds ``weight * (s - min) / (max - min)`` of its own scores (cosine similarity, BM25) over
+    its candidates, 0 where a side did not return the chunk. A convex combination keeps how far
+    ahead a hit is, which ranks alone lose (Bruch et al. 2023, "An Analysis of Fusion Functions
+    for Hybrid Retrieval"); rag_eval --sweep measures both.
+    """
     found: dict[uuid.UUID, Candidate] = {}
     for rank, (chunk_id, distance) in enumerate(vector_hits, start=1):
         c = found.setdefault(chunk_id, Candidate(chunk_id))
         c.vector_rank, c.vector_distance = rank, distance
-        c.score += config.vector_weight / (config.rrf_k + rank)
     for rank, (chunk_id, score) in enumerate(keyword_hits, start=1):
         c = found.setdefault(chunk_id, Candidate(chunk_id))
         c.keyword_rank, c.keyword_score = rank, score
-        c.score += config.keyword_weight / (config.rrf_k + rank)
-    return sorted(found.values(), key=lambda c: (-c.score, c.chunk_id))
+    if config.fusion == "rrf":
+        for c in found.values():
+            if c.vector_rank is not None:
+                c.score += config.vector_weight / (config.rrf_k + c.vector_rank)
+            if c.keyword_rank is not None:
+                c.score += config.keyword_weight / (config.rrf_k + c.keyword_rank)
+    else:
+        similarity = _min_max({i: -d for i, d in vector_hits})
+        relevance = _min_max(dict(keyword_hits))
+        for chunk_id, c in found.items():
+            vector_part = config.vector_weight * similarity.get(chunk_id, 0.0)
+            c.score = vector_part + config.keyword_weight * relevance.get(chunk_id, 0.0)
+    return sorted(found.values(), key=lambda c: (-c.score, -_sides(c), c.chunk_id))
+
+
+def _sides(c: Candidate) -> int:
+    """How many retrievers found ``c``: at equal scores, two agreeing beat one."""
+    return (c.vector_rank is not None) + (c.keyword_rank is not None)
+
+
+def _min_max(scores: dict[uuid.UUID, float]) -> dict[uuid.UUID, float]:
+    """Scores mapped onto [0, 1] by the lowest and highest of them; all 1 when they are equal
+    (a single candidate is as good as that side's best)."""
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {i: (s - low) / span if span else 1.0 for i, s in scores.items()}
 
 
 # -- retrieval -----------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ class QueryResultItemSerializer(serializers.Serializer):
     chunk_id = serializers.UUIDField()
     text = serializers.CharField()
     title = serializers.CharField(help_text="Document title and heading path of the chunk.")
-    score = serializers.FloatField(help_text="Reciprocal-rank-fusion score (higher is better).")
+    score = serializers.FloatField(
+        help_text="Fusion score (higher is better; see retrieval_config fusion)."
+    )
     document = DocumentRefSerializer()
     metadata = serializers.JSONField()
     highlights = serializers.ListField(

@@ -50,7 +50,7 @@ def test_keyword_mode_skips_the_embedding_call(tenant):
 
 
 def test_fusion_adds_weighted_reciprocal_ranks():
-    config = RetrievalConfig(vector_weight=2.0, keyword_weight=1.0, rrf_k=10)
+    config = RetrievalConfig(fusion="rrf", vector_weight=2.0, keyword_weight=1.0, rrf_k=10)
     fused = search.fuse([(1, 0.1), (2, 0.2)], [(2, 5.0), (3, 4.0)], config)
     scores = {c.chunk_id: round(c.score, 6) for c in fused}
     assert scores == {

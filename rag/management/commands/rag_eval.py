@@ -44,7 +44,10 @@ class Command(DatabaseCommand):
         parser.add_argument(
             "--sweep", action="store_true", help="print nDCG@10 of a grid of fusion settings"
         )
-        parser.add_argument("--rrf-k", default="10,60", help="sweep: RRF k values")
+        parser.add_argument(
+            "--fusion", default="convex,rrf", help="sweep: fusion methods (convex, rrf)"
+        )
+        parser.add_argument("--rrf-k", default="10,60", help="sweep: RRF k values (rrf only)")
         parser.add_argument(
             "--weights", default="1:1,1:0.5,0.5:1", help="sweep: vector:keyword weight pairs"
         )
@@ -63,6 +66,7 @@ class Command(DatabaseCommand):
     def _grid(options: dict[str, Any]) -> list[evaluation.FusionSetting]:
         try:
             grid = evaluation.fusion_grid(
+                fusions=options["fusion"].split(","),
                 rrf_ks=[int(k) for k in options["rrf_k"].split(",")],
                 weights=[
                     (float(v), float(w))
