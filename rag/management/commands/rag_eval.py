@@ -5,10 +5,10 @@ a second run re-embeds nothing that did not change), indexed through the same bu
 endpoint, and every judged query goes through the endpoint's query service. Prints nDCG@10,
 recall@100, MRR@10, HNSW recall@10 against exact search, and query latency.
 
-``--sweep`` prints nDCG@10 of a grid of fusion settings (RRF k, vector and keyword weights,
-candidates per side) beside the vector side alone, BM25 alone, rank_bm25's BM25Okapi and a
-plain RRF of the vector side and BM25Okapi (:func:`rag.evaluation.sweep`), so an operator picks
-``retrieval_config`` from evidence.
+``--sweep`` prints nDCG@10 of a grid of fusion settings (convex or RRF, RRF's k, vector and
+keyword weights, candidates per side) beside the vector side alone, BM25 alone, rank_bm25's
+BM25Okapi and a plain RRF of the vector side and BM25Okapi (:func:`rag.evaluation.sweep`), so
+an operator picks ``retrieval_config`` from evidence.
 """
 
 from __future__ import annotations
