@@ -13,8 +13,7 @@ import html
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rag.errors import InvalidRetrievalConfig
 from rag.filters import MetadataFilter
 from rag.models import Chunk, Document, KeywordIndex, KnowledgeSource
+from rag.pg_settings import session_setting
 
 _CHUNKS = Chunk._meta.db_table
 _DOCUMENTS = Document._meta.db_table
@@ -274,25 +274,6 @@ def _exact_vector_pg(
         return [(i, float(d)) for i, d in cursor.fetchall()]
 
 
-@contextmanager
-def _ef_search(value: int) -> Iterator[None]:
-    """``hnsw.ef_search`` for the next statement. Inside a transaction it is SET LOCAL; in
-    autocommit it is set for the session once and only changed when another value is asked
-    for, which saves a transaction and two round trips per query."""
-    if connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(value)])
-        yield
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    if getattr(raw, "_rag_ef_search", None) != value:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, false)", [str(value)])
-        raw._rag_ef_search = value  # remembered on this database connection only
-    yield
-
-
 def _hnsw_vector_pg(
     version: Any, vector: str, flt: MetadataFilter, limit: int, ef_search: int
 ) -> list[tuple[uuid.UUID, float]]:
@@ -301,7 +282,7 @@ def _hnsw_vector_pg(
     bound version id's value (Django binds on the client by default; an unnamed server-side
     statement is planned with its parameters too)."""
     where, params = flt.to_sql("metadata")
-    with _ef_search(ef_search), connection.cursor() as cursor:
+    with session_setting("hnsw.ef_search", str(ef_search)), connection.cursor() as cursor:
         cursor.execute(
             f"SELECT id, embedding <=> %s::vector AS distance FROM {_CHUNKS} "  # noqa: S608 -- table from _meta, values bound
             f"WHERE index_version_id = %s::uuid AND {where} "

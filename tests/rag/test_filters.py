@@ -213,7 +213,10 @@ def test_an_unfiltered_query_walks_the_graph(tenant):
 def test_outside_a_transaction_ef_search_is_set_once_per_connection_and_follows_the_config(
     tenant,
 ):
-    from rag.search import _ef_search
+    from rag.pg_settings import session_setting
+
+    def _ef_search(value: int):
+        return session_setting("hnsw.ef_search", str(value))
 
     def current() -> str:
         with connection.cursor() as cursor:
