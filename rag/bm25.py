@@ -401,16 +401,22 @@ def _threshold(scores: dict[uuid.UUID, float], limit: int) -> float:
 def _best_of(stats: Statistics, chunk_ids: list[uuid.UUID], limit: int) -> list[uuid.UUID]:
     """The ``limit`` best of ``chunk_ids``, scored in SQL (a long list never crosses into
     Python row by row)."""
-    terms = sorted(stats.idf)
+    values = {**_scoring(stats, sorted(stats.idf)), "ids": chunk_ids, "limit": limit}
+    return [chunk_id for chunk_id, _ in _summed_top("p.chunk_id = ANY(%(ids)s)", values)]
+
+
+def _summed_top(postings: str, values: dict[str, Any]) -> list[tuple[uuid.UUID, float]]:
+    """The ``limit`` best chunks by the query's terms summed over the postings that match
+    ``postings`` (an SQL condition on ``p``; values bound by name)."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
             "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
-            f"JOIN {_POSTINGS} p ON p.chunk_id = ANY(%(ids)s) AND p.term = q.term "
+            f"JOIN {_POSTINGS} p ON {postings} AND p.term = q.term "
             "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
-            {**_scoring(stats, terms), "ids": chunk_ids, "limit": limit},
+            values,
         )
-        return [row[0] for row in cursor.fetchall()]
+        return [(i, float(s)) for i, s in cursor.fetchall()]
 
 
 def _scoring(stats: Statistics, terms: list[str]) -> dict[str, Any]:
@@ -478,12 +484,4 @@ def exhaustive_search(
     terms = sorted(stats.idf)
     where, params = _named(*_filter_sql(flt, "p"))
     values = {**_scoring(stats, terms), "version": version_id, "limit": limit, **params}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
-            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
-            f"JOIN {_POSTINGS} p ON p.index_version_id = %(version)s AND p.term = q.term{where} "
-            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
-            values,
-        )
-        return [(i, float(s)) for i, s in cursor.fetchall()]
+    return _summed_top(f"p.index_version_id = %(version)s{where}", values)
