@@ -760,7 +760,7 @@ class LLMRequestAdmin(ImmutableAdmin, RedactedPayloadAdmin):
 
 
 @admin.register(LLMUsage)
-class LLMUsageAdmin(TenantScopedAdmin):
+class LLMUsageAdmin(ImmutableAdmin):
     """Tokens and cost per call, with the prices charged; written by metering only."""
 
     list_display = [
@@ -777,12 +777,3 @@ class LLMUsageAdmin(TenantScopedAdmin):
     def tokenizer_note(self, obj: LLMUsage) -> str:
         fallback = " (fallback)" if obj.tokenizer_fallback else ""
         return f"{obj.tokenizer or '-'}{fallback}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
