@@ -264,11 +264,10 @@ def _exact_scores(stats: Statistics, chunk_ids: Sequence[uuid.UUID]) -> dict[uui
             [list(chunk_ids), terms],
         )
         rows = sorted(cursor.fetchall(), key=lambda row: row[1])
-    scores: dict[uuid.UUID, float] = {}
+    scores: dict[uuid.UUID, float] = defaultdict(float)
     for chunk_id, term, frequency, length in rows:
-        value = stats.contribution(term, frequency, length)
-        scores[chunk_id] = scores[chunk_id] + value if chunk_id in scores else value
-    return scores
+        scores[chunk_id] += stats.contribution(term, frequency, length)
+    return dict(scores)
 
 
 def _ranked(scores: dict[uuid.UUID, float], limit: int) -> list[tuple[uuid.UUID, float]]:
@@ -332,10 +331,10 @@ def search(
        exactly (their other terms by primary key): the ``limit``-th score is the threshold.
     2. Score every other seen chunk whose upper bound reaches it.
     3. If a chunk not seen at all could still reach it, MaxScore: sum the essential terms'
-       whole lists in SQL (with any other term whose list is no longer), keep the chunks that
-       can reach the threshold and score those. When the essential lists hold more than
-       :data:`MAX_EXACT_POSTINGS` postings, only their strongest are read and the answer says
-       ``"exact": False``.
+       whole lists in SQL (with other lists up to :data:`SUM_OTHERS` times as long), keep
+       the chunks that can reach the threshold and score those. When the essential lists
+       hold more than :data:`MAX_EXACT_POSTINGS` postings, only their strongest are read and
+       the answer says ``"exact": False``.
     """
     from rag.conf import rag_settings
 
