@@ -359,7 +359,8 @@ def _search(
         scores.update(_exact_scores(stats, _best_of(stats, rest, 2 * limit)))
         threshold = _threshold(scores, limit)
     how["depth"] = depth
-    if sum(reading.bound.values()) < threshold:
+    # No unfinished list (every posting read), or none can lift an unseen chunk to the top.
+    if not reading.bound or sum(reading.bound.values()) < threshold:
         return _ranked(scores, limit), {**how, "exact": True, "stopped_early": True}
     essential = _essential_terms(reading.bound, threshold)
     postings = sum(stats.documents[t] for t in essential)

@@ -75,6 +75,14 @@ def test_scores_match_a_hand_computed_bm25(tenant):
     )
 
 
+def test_a_query_whose_lists_were_read_whole_stops_after_the_first_read(tenant):
+    version, _ = _version_with(tenant, TINY)
+    # Fewer chunks than the limit: no threshold, but nothing is left unread either.
+    hits, how = bm25.search(version, "Cat chasing", MetadataFilter(), 10)
+    assert names(hits) == ["d1", "d3", "d2"]
+    assert how["stopped_early"] is True and "essential_terms" not in how
+
+
 def test_adding_and_deleting_chunks_keeps_n_df_and_avgdl(tenant):
     version, source = _version_with(tenant, TINY)
     stats = KeywordIndex.objects.get(index_version=version)
