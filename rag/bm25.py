@@ -1,73 +1,65 @@
-"""BM25 over an index version, from a term-impact table, with an early-stopping top-k.
+"""BM25 over an index version: postings kept in rows, read at query time as packed lists.
 
-Writing: :func:`index_chunks` turns chunks (title and text) into postings with Postgres' own
-parser (``to_tsvector`` of the version's language: its stemming and stop words), one row per
-(chunk, term) with the term's frequency ``tf``, the chunk's length ``dl`` (terms, stop words
-excluded) and ``key``, the term-frequency component of BM25 at the version's reference length
-``A0``::
+Writing: :func:`index_chunks` gives each new chunk a number (dense within its version, in
+:class:`~rag.models.KeywordDocument`) and turns its title and text into postings with Postgres'
+own parser (``to_tsvector`` of the version's language: its stemming and stop words), one row per
+(chunk, term) with the term's frequency ``tf`` and the chunk's length ``dl`` (terms, stop words
+excluded). Statement triggers keep N, the total length and each term's df as postings come and
+go (migrations 0002 and 0005), whatever deletes the chunks, and give a term a new ``generation``
+(from one sequence, so a value is never reused) each time its postings change.
 
-    key = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / A0))
-
-Statement triggers keep N, the total length and each term's df as postings come and go
-(migration 0002), whatever deletes the chunks.
-
-Scoring is exact BM25 with the statistics as they are at query time::
+Reading: :func:`pack` writes each term's postings as one row of three packed arrays (chunk
+numbers, tf, dl; :class:`~rag.models.KeywordList`), stamped with the term's generation. A query
+fetches the lists of its terms whose stamp matches (packing any that are stale in the same
+statement) and scores them with numpy, exactly::
 
     score(chunk) = sum over query terms t of
         idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
     idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5))
 
-Incremental updates move N, df and avgdl; idf and avgdl are read per query (a query has few
-terms), so scores never drift. Only the *order* of a term's postings (``key``, at ``A0``) is
-fixed when they are written. A posting's true weight at avgdl ``A`` lies between ``key`` and
-``key * A / A0`` (``A >= A0``) or ``key * A / A0`` and ``key`` (``A < A0``), so ``key * max(1,
-A / A0)`` bounds every posting after a cut-off: the early stop stays provably exact as the
-statistics drift, and only reads a little deeper. A re-index starts from a fresh ``A0``.
-
-Top-k (:func:`search`): for each query term read its ``depth`` strongest postings from the
-``(index_version, term, key DESC)`` index, add them per chunk (a lower bound of each seen
-chunk's score; an upper bound adds the cut-off bound of every term it was not seen in). When the
-k-th lower bound beats every other upper bound, and that of any chunk not seen at all, the
-top-k set is certain (the NRA / threshold algorithm); the missing terms of those k chunks are
-then read by primary key for their exact scores. Otherwise MaxScore: the weakest terms whose
-strongest postings add up to less than the k-th lower bound cannot make a chunk that lacks every
-other term reach the top, so only chunks holding one of the other, essential terms are scored
-(their other terms read by primary key), and the long lists of common terms are never read. When
-every term is essential, every posting of the query's terms is summed in SQL
-(:func:`exhaustive_search`).
+with N, df and avgdl as they are at query time. Every posting of the query's terms counts, so
+the top-k is always the exact one, and its cost is a read of contiguous bytes and a few vector
+operations per posting instead of a row per posting through the executor. The terms are summed
+in term order with the expression of :data:`_WEIGHT_SQL`, so scores are bit-identical to the
+SQL sum of :func:`exhaustive_search` and ties (broken by chunk id) fall alike.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import psycopg
 from django.db import connection
 
 from rag.filters import MetadataFilter
-from rag.models import Chunk, IndexVersion, KeywordIndex, KeywordPosting, KeywordTerm
+from rag.models import (
+    Chunk,
+    IndexVersion,
+    KeywordDocument,
+    KeywordIndex,
+    KeywordList,
+    KeywordPosting,
+    KeywordTerm,
+)
 from rag.pg_settings import session_setting
 
 _CHUNKS = Chunk._meta.db_table
+_DOCUMENTS = KeywordDocument._meta.db_table
 _INDEX = KeywordIndex._meta.db_table
+_LISTS = KeywordList._meta.db_table
 _POSTINGS = KeywordPosting._meta.db_table
 _TERMS = KeywordTerm._meta.db_table
 
-#: Postings read per term before deciding (at least ``2 * limit``).
-FIRST_DEPTH = 100
-#: Postings of the essential terms that MaxScore sums whole; a query whose essential terms hold
-#: more reads only the strongest of each, that many in all, and is answered approximately
-#: (``"exact": False``).
-MAX_EXACT_POSTINGS = 60_000
-#: See :func:`search`: how much longer than the essential lists another list may be and still
-#: be summed with them.
-SUM_OTHERS = 10
-#: Float sums are compared with this much slack, so rounding never certifies a wrong top-k.
-_SLACK = 1e-9
+#: Terms packed per statement by :func:`pack`.
+PACK_BATCH = 500
+#: Candidates checked against a metadata filter in the first round (times the limit); each
+#: further round checks this many times more.
+FILTER_ROUND = 4
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -100,50 +92,93 @@ def keyword_index(version_id: Any) -> KeywordIndex:
     return index
 
 
-_TERMS_OF_CHUNKS = (
-    f"SELECT c.id AS chunk_id, t.lexeme AS term, cardinality(t.positions) AS frequency "  # noqa: S608 -- table from _meta, values bound
-    f"FROM {_CHUNKS} c, unnest(to_tsvector(%(language)s::regconfig, "
-    "c.title || ' ' || c.text)) AS t WHERE c.index_version_id = %(version)s AND c.id = ANY(%(ids)s)"
-)
-
-
 def index_chunks(version_id: Any, chunk_ids: Sequence[uuid.UUID]) -> None:
-    """Write the postings of ``chunk_ids`` (chunks of the version that have none yet)."""
+    """Number ``chunk_ids`` (chunks of the version not indexed yet) and write their postings.
+    Numbers come from the version's counter, whose row lock serialises writers until commit
+    (the statistics triggers take it anyway)."""
     if not chunk_ids:
         return
     index = keyword_index(version_id)
-    params = {
-        "language": index.language,
-        "version": version_id,
-        "ids": list(chunk_ids),
-        "k1": index.k1,
-        "b": index.b,
-    }
     with connection.cursor() as cursor:
-        if index.reference_length is None:
-            # The first chunks written set A0 (chunks are sized alike, so their mean is close).
-            cursor.execute(
-                f"UPDATE {_INDEX} SET reference_length = coalesce(reference_length, "  # noqa: S608 -- tables from _meta, values bound
-                f"(SELECT avg(length) FROM (SELECT sum(frequency) AS length FROM "
-                f"({_TERMS_OF_CHUNKS}) AS terms GROUP BY chunk_id) AS lengths)) "
-                "WHERE index_version_id = %(version)s RETURNING reference_length",
-                params,
-            )
-            row = cursor.fetchone()
-            if row is None or row[0] is None:
-                return  # no chunk has a term
-            index.reference_length = float(row[0])
         cursor.execute(
-            f"WITH terms AS ({_TERMS_OF_CHUNKS}), "  # noqa: S608 -- tables from _meta, values bound
+            f"UPDATE {_INDEX} SET numbered = numbered + %s WHERE index_version_id = %s "  # noqa: S608 -- table from _meta, values bound
+            "RETURNING numbered",
+            [len(chunk_ids), version_id],
+        )
+        first = cursor.fetchone()[0] - len(chunk_ids)
+        cursor.execute(
+            f"INSERT INTO {_DOCUMENTS} (chunk_id, index_version_id, number) "  # noqa: S608 -- table from _meta, values bound
+            "SELECT id, %s, %s + n - 1 FROM unnest(%s::uuid[]) WITH ORDINALITY AS c(id, n)",
+            [version_id, first, list(chunk_ids)],
+        )
+        cursor.execute(
+            "WITH terms AS ("  # noqa: S608 -- tables from _meta, values bound
+            "SELECT c.id AS chunk_id, t.lexeme AS term, cardinality(t.positions) AS frequency "
+            f"FROM {_CHUNKS} c, unnest(to_tsvector(%(language)s::regconfig, "
+            "c.title || ' ' || c.text)) AS t "
+            "WHERE c.index_version_id = %(version)s AND c.id = ANY(%(ids)s)), "
             "lengths AS (SELECT chunk_id, sum(frequency)::int AS length FROM terms "
             "GROUP BY chunk_id) "
-            f"INSERT INTO {_POSTINGS} (chunk_id, term, index_version_id, frequency, length, key) "
-            "SELECT t.chunk_id, t.term, %(version)s, t.frequency, l.length, "
-            "t.frequency * (%(k1)s + 1) / (t.frequency + %(k1)s * (1 - %(b)s + %(b)s * "
-            "l.length / %(reference)s)) FROM terms t JOIN lengths l USING (chunk_id) "
-            "ORDER BY t.term",
-            {**params, "reference": index.reference_length},
+            f"INSERT INTO {_POSTINGS} (chunk_id, term, index_version_id, frequency, length) "
+            "SELECT t.chunk_id, t.term, %(version)s, t.frequency, l.length "
+            "FROM terms t JOIN lengths l USING (chunk_id) ORDER BY t.term",
+            {"language": index.language, "version": version_id, "ids": list(chunk_ids)},
         )
+
+
+#: Each term's postings as three arrays in chunk-number order: numbers (int4), tf and dl
+#: (int2; a chunk is far shorter than 32,767 terms), big-endian as ``int4send`` writes them.
+#: With the term's current generation; ``%(terms)s`` NULL packs every stale term.
+_PACKED = (
+    "SELECT t.term, t.generation, "  # noqa: S608 -- tables from _meta, values bound
+    "string_agg(int4send(d.number), '' ORDER BY d.number) AS numbers, "
+    "string_agg(int2send(p.frequency::int2), '' ORDER BY d.number) AS frequencies, "
+    "string_agg(int2send(p.length::int2), '' ORDER BY d.number) AS lengths "
+    f"FROM {_TERMS} t JOIN {_POSTINGS} p "
+    "ON p.index_version_id = t.index_version_id AND p.term = t.term "
+    f"JOIN {_DOCUMENTS} d ON d.chunk_id = p.chunk_id "
+    "WHERE t.index_version_id = %(version)s AND t.term = ANY(%(terms)s) "
+    "GROUP BY t.term, t.generation"
+)
+#: Stores what :data:`_PACKED` made unless a newer generation was stored meanwhile.
+_STORE = (
+    f"INSERT INTO {_LISTS} (index_version_id, term, generation, numbers, frequencies, lengths) "  # noqa: S608 -- table from _meta
+    "SELECT %(version)s, term, generation, numbers, frequencies, lengths FROM packed "
+    "ON CONFLICT (index_version_id, term) DO UPDATE SET generation = EXCLUDED.generation, "
+    "numbers = EXCLUDED.numbers, frequencies = EXCLUDED.frequencies, lengths = EXCLUDED.lengths "
+    f"WHERE {_LISTS}.generation < EXCLUDED.generation"
+)
+
+
+def stale_terms(version_id: Any) -> list[str]:
+    """The version's terms whose packed list is missing or older than their postings."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.term FROM {_TERMS} t LEFT JOIN {_LISTS} l "  # noqa: S608 -- tables from _meta, values bound
+            "ON l.index_version_id = t.index_version_id AND l.term = t.term "
+            "WHERE t.index_version_id = %s AND t.documents > 0 "
+            "AND l.generation IS DISTINCT FROM t.generation ORDER BY t.term",
+            [version_id],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def pack(version_id: Any, progress: Callable[[int, int], None] | None = None) -> int:
+    """Pack every stale term of the version (after a build or a sync, so queries find their
+    lists ready); ``progress(done, total)`` after each batch. Returns how many were packed."""
+    from rag.conf import rag_settings
+
+    terms = stale_terms(version_id)
+    with session_setting("work_mem", str(rag_settings.KEYWORD_WORK_MEM)):
+        for start in range(0, len(terms), PACK_BATCH):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"WITH packed AS ({_PACKED}) {_STORE}",
+                    {"version": version_id, "terms": terms[start : start + PACK_BATCH]},
+                )
+            if progress:
+                progress(min(len(terms), start + PACK_BATCH), len(terms))
+    return len(terms)
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -151,32 +186,17 @@ def index_chunks(version_id: Any, chunk_ids: Sequence[uuid.UUID]) -> None:
 
 @dataclass(frozen=True)
 class Statistics:
-    """What scoring a query needs: k1, b, N, avgdl, A0 and each query term's idf and df (terms
-    with no postings dropped)."""
+    """What scoring a query needs: k1, b, N, avgdl, how many numbers the version has handed
+    out, and each query term's idf, df and generation (terms with no postings dropped)."""
 
     k1: float
     b: float
     chunks: int
     avgdl: float
-    reference_length: float
+    numbered: int
     idf: dict[str, float]
     documents: dict[str, int]
-
-    def contribution(self, term: str, frequency: int, length: int) -> float:
-        """What ``term`` adds to a chunk's score; the same expression, in the same order, as
-        :data:`_WEIGHT_SQL`, so Python and SQL give bit-identical scores (and break ties alike)."""
-        k1, b = self.k1, self.b
-        return (
-            self.idf[term]
-            * frequency
-            * (k1 + 1)
-            / (frequency + k1 * (1 - b + b * length / self.avgdl))
-        )
-
-    @property
-    def drift(self) -> float:
-        """How much a posting's true weight may exceed its ``key`` (see the module docstring)."""
-        return max(1.0, self.avgdl / self.reference_length) * (1 + _SLACK)
+    generations: dict[str, int]
 
 
 _WEIGHT_SQL = (
@@ -194,8 +214,8 @@ def statistics(version_id: Any, text: str) -> Statistics | None:
     None when the version has no postings or the query no known term."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT k.k1, k.b, k.chunks, k.total_length, k.reference_length, t.term, t.documents "  # noqa: S608 -- tables from _meta, values bound
-            f"FROM {_INDEX} k CROSS JOIN LATERAL unnest(tsvector_to_array("
+            "SELECT k.k1, k.b, k.chunks, k.total_length, k.numbered, t.term, t.documents, "  # noqa: S608 -- tables from _meta, values bound
+            f"t.generation FROM {_INDEX} k CROSS JOIN LATERAL unnest(tsvector_to_array("
             "to_tsvector(k.language::regconfig, %s))) AS q(term) "
             f"JOIN {_TERMS} t ON t.index_version_id = k.index_version_id AND t.term = q.term "
             "WHERE k.index_version_id = %s AND t.documents > 0 AND k.chunks > 0",
@@ -204,122 +224,98 @@ def statistics(version_id: Any, text: str) -> Statistics | None:
         rows = cursor.fetchall()
     if not rows:
         return None
-    k1, b, chunks, total, reference = rows[0][:5]
+    k1, b, chunks, total, numbered = rows[0][:5]
     return Statistics(
         k1=k1,
         b=b,
         chunks=chunks,
         avgdl=total / chunks,
-        reference_length=reference,
-        idf={term: idf(chunks, documents) for *_, term, documents in rows},
-        documents={term: documents for *_, term, documents in rows},
+        numbered=numbered,
+        idf={row[5]: idf(chunks, row[6]) for row in rows},
+        documents={row[5]: row[6] for row in rows},
+        generations={row[5]: row[7] for row in rows},
     )
 
 
-def _filter_sql(flt: MetadataFilter, alias: str) -> tuple[str, list[Any]]:
-    if not flt:
-        return "", []
-    where, params = flt.to_sql("c.metadata")
-    return (
-        f" AND EXISTS (SELECT 1 FROM {_CHUNKS} c WHERE c.id = {alias}.chunk_id AND {where})",  # noqa: S608 -- table from _meta, values bound
-        params,
-    )
+_Packed = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
-    """A filter's positional placeholders as named ones (``%(f0)s``...), to sit beside others."""
-    parts = where.split("%s")
-    named = "".join(f"{part}%(f{n})s" for n, part in enumerate(parts[:-1])) + parts[-1]
-    return named, {f"f{n}": value for n, value in enumerate(params)}
-
-
-def _top_postings(
-    version_id: Any, terms: list[str], flt: MetadataFilter, depth: int
-) -> list[tuple[str, uuid.UUID, int, int, float]]:
-    """The ``depth`` strongest postings of each term (by ``key``, ties by chunk id), among
-    chunks matching ``flt``: (term, chunk, tf, dl, key)."""
-    where, params = _filter_sql(flt, "p")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT q.term, p.chunk_id, p.frequency, p.length, p.key "  # noqa: S608 -- table from _meta, values bound
-            "FROM unnest(%s::text[]) AS q(term) CROSS JOIN LATERAL ("
-            f"SELECT p.chunk_id, p.frequency, p.length, p.key FROM {_POSTINGS} p "
-            f"WHERE p.index_version_id = %s AND p.term = q.term{where} "
-            "ORDER BY p.key DESC, p.chunk_id LIMIT %s) AS p",
-            [terms, version_id, *params, depth],
-        )
-        return cursor.fetchall()
-
-
-def _exact_scores(stats: Statistics, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
-    """Exact scores of ``chunk_ids``, from every posting they have of the query's terms (read
-    by primary key), summed in term order as the SQL sum does."""
-    if not chunk_ids:
-        return {}
+def _lists(version_id: Any, stats: Statistics) -> dict[str, _Packed]:
+    """The query terms' packed lists: stored ones whose generation is the term's, the others
+    packed now (and stored for the next query). Fetched in binary: no hex text to decode."""
     terms = sorted(stats.idf)
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"SELECT term, numbers, frequencies, lengths FROM {_LISTS} "  # noqa: S608 -- table from _meta, values bound
+            "WHERE index_version_id = %s AND term = ANY(%s) AND generation = ANY(%s)",
+            [version_id, terms, [stats.generations[t] for t in terms]],
+            binary=True,
+        )
+        rows = {row[0]: row for row in cursor.fetchall()}
+        # A generation of another term can never match: each value is drawn once.
+        stale = [t for t in terms if t not in rows]
+        if stale:
+            cursor.execute(
+                f"WITH packed AS ({_PACKED}), stored AS ({_STORE}) "  # noqa: S608 -- constants
+                "SELECT term, numbers, frequencies, lengths FROM packed",
+                {"version": version_id, "terms": stale},
+                binary=True,
+            )
+            rows.update({row[0]: row for row in cursor.fetchall()})
+    return {
+        term: (
+            np.frombuffer(numbers, dtype=">i4"),
+            np.frombuffer(frequencies, dtype=">i2"),
+            np.frombuffer(lengths, dtype=">i2"),
+        )
+        for term, numbers, frequencies, lengths in rows.values()
+    }
+
+
+def _scores(stats: Statistics, lists: dict[str, _Packed]) -> np.ndarray:
+    """Every chunk's score, indexed by number: the terms added in term order, each weight with
+    :data:`_WEIGHT_SQL`'s operations in its order (so the sums equal the SQL ones bit for bit)."""
+    k1, b, avgdl = stats.k1, stats.b, stats.avgdl
+    # A list packed by this query reads a later snapshot than the statistics: it may hold a
+    # chunk numbered since (numbers come sorted, so the last is the largest).
+    last = max((int(numbers[-1]) for numbers, _, _ in lists.values() if len(numbers)), default=-1)
+    scores = np.zeros(max(stats.numbered, last + 1))
+    for term in sorted(lists):
+        numbers, frequencies, lengths = lists[term]
+        if not len(numbers):
+            continue
+        # k1 * (1 - b + b * dl / avgdl) for each length that occurs, looked up per posting.
+        norm = k1 * (1 - b + b * np.arange(int(lengths.max()) + 1) / avgdl)
+        tf = frequencies.astype(np.float64)
+        scores[numbers] += stats.idf[term] * tf * (k1 + 1) / (tf + norm[lengths])
+    return scores
+
+
+def _best_numbers(scores: np.ndarray, count: int) -> np.ndarray:
+    """At least the ``count`` best chunk numbers with a score, best first (ties by number):
+    every chunk tied with the ``count``-th is included, so the caller can break ties by chunk
+    id, which numbers do not follow."""
+    matched = np.count_nonzero(scores)
+    if matched <= count:
+        best = np.flatnonzero(scores)
+    else:
+        kth = np.partition(scores, len(scores) - count)[len(scores) - count]
+        best = np.flatnonzero(scores >= kth)
+    return best[np.lexsort((best, -scores[best]))]
+
+
+def _chunk_ids(version_id: Any, numbers: np.ndarray, flt: MetadataFilter) -> dict[int, uuid.UUID]:
+    """The chunk id of each number (among chunks matching ``flt``)."""
+    where, params = flt.to_sql("c.metadata") if flt else ("", [])
+    join = f" JOIN {_CHUNKS} c ON c.id = d.chunk_id AND {where}" if flt else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT chunk_id, term, frequency, length FROM {_POSTINGS} "  # noqa: S608 -- table from _meta, values bound
-            "WHERE chunk_id = ANY(%s) AND term = ANY(%s)",
-            [list(chunk_ids), terms],
+            f"SELECT d.number, d.chunk_id FROM {_DOCUMENTS} d{join} "  # noqa: S608 -- tables from _meta, values bound
+            "WHERE d.index_version_id = %s AND d.number = ANY(%s)",
+            [*params, version_id, numbers.tolist()],
         )
-        rows = sorted(cursor.fetchall(), key=lambda row: row[1])
-    scores: dict[uuid.UUID, float] = defaultdict(float)
-    for chunk_id, term, frequency, length in rows:
-        scores[chunk_id] += stats.contribution(term, frequency, length)
-    return dict(scores)
-
-
-def _ranked(scores: dict[uuid.UUID, float], limit: int) -> list[tuple[uuid.UUID, float]]:
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-@dataclass
-class _Reading:
-    """What reading each term's strongest postings proves about the chunks not yet scored."""
-
-    partial: dict[uuid.UUID, float]  # each seen chunk's score from the postings read
-    seen: dict[uuid.UUID, set[str]]  # the terms each chunk was seen in
-    bound: dict[str, float]  # per term not read whole: the most an unread posting adds
-
-    def upper(self, chunk_id: uuid.UUID) -> float:
-        """The most a seen chunk can score: what was read, plus the bound of every term it was
-        not seen in and whose list was not read whole."""
-        seen = self.seen[chunk_id]
-        return self.partial[chunk_id] + sum(v for t, v in self.bound.items() if t not in seen)
-
-
-def _read(
-    stats: Statistics, postings: list[tuple[str, uuid.UUID, int, int, float]], depth: int
-) -> _Reading:
-    partial: dict[uuid.UUID, float] = defaultdict(float)
-    seen: dict[uuid.UUID, set[str]] = defaultdict(set)
-    read: dict[str, int] = defaultdict(int)
-    cutoff: dict[str, float] = {}
-    for term, chunk_id, frequency, length, key in postings:
-        partial[chunk_id] += stats.contribution(term, frequency, length)
-        seen[chunk_id].add(term)
-        read[term] += 1
-        cutoff[term] = key  # rows come strongest first within a term
-    # A term whose list came back shorter than depth was read whole: nothing hides behind it.
-    bound = {
-        term: stats.idf[term] * cutoff[term] * stats.drift
-        for term in stats.idf
-        if read[term] >= depth
-    }
-    return _Reading(partial, seen, bound)
-
-
-def _essential_terms(bound: dict[str, float], threshold: float) -> list[str]:
-    """MaxScore: the terms an unseen chunk must hold to reach ``threshold``. The weakest terms
-    whose bounds add up to less than it cannot lift a chunk that has none of the others into
-    the top, so their (long) lists need not be read."""
-    total, essential = 0.0, []
-    for term in sorted(bound, key=lambda t: (bound[t], t)):
-        total += bound[term]
-        if total >= threshold:
-            essential.append(term)
-    return essential
+        return dict(cursor.fetchall())
 
 
 def search(
@@ -327,96 +323,29 @@ def search(
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
     """The ``limit`` best chunks by BM25 (ties by chunk id), with how they were found.
 
-    1. Read the ``depth`` strongest postings of each term and score the best chunks seen
-       exactly (their other terms by primary key): the ``limit``-th score is the threshold.
-    2. Score every other seen chunk whose upper bound reaches it.
-    3. If a chunk not seen at all could still reach it, MaxScore: sum the essential terms'
-       whole lists in SQL (with other lists up to :data:`SUM_OTHERS` times as long), keep
-       the chunks that can reach the threshold and score those. When the essential lists
-       hold more than :data:`MAX_EXACT_POSTINGS` postings, only their strongest are read and
-       the answer says ``"exact": False``.
+    Every posting of the query's terms is scored, from the packed lists. The best are mapped
+    to chunk ids; with a metadata filter, candidates are checked best first, ``FILTER_ROUND``
+    times the limit at a time and more each round, until ``limit`` pass or none is left.
     """
-    from rag.conf import rag_settings
-
-    with session_setting("work_mem", str(rag_settings.KEYWORD_WORK_MEM)):
-        return _search(version, text, flt, limit)
-
-
-def _search(
-    version: IndexVersion, text: str, flt: MetadataFilter, limit: int
-) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
     stats = statistics(version.pk, text)
     how: dict[str, Any] = {"keyword": "bm25", "terms": len(stats.idf) if stats else 0}
     if stats is None:
         return [], how
-    depth = max(FIRST_DEPTH, 2 * limit)
-    reading = _read(stats, _top_postings(version.pk, sorted(stats.idf), flt, depth), depth)
-    seen = sorted(reading.partial, key=lambda c: (-reading.partial[c], c))
-    scores = _exact_scores(stats, seen[: 2 * limit])
-    threshold = _threshold(scores, limit)
-    rest = [c for c in seen[2 * limit :] if reading.upper(c) >= threshold]
-    if rest:
-        scores.update(_exact_scores(stats, _best_of(stats, rest, 2 * limit)))
-        threshold = _threshold(scores, limit)
-    how["depth"] = depth
-    # No unfinished list (every posting read), or none can lift an unseen chunk to the top.
-    if not reading.bound or sum(reading.bound.values()) < threshold:
-        return _ranked(scores, limit), {**how, "exact": True, "stopped_early": True}
-    essential = _essential_terms(reading.bound, threshold)
-    postings = sum(stats.documents[t] for t in essential)
-    exact = postings <= MAX_EXACT_POSTINGS
-    # Other unfinished lists up to SUM_OTHERS times as long are summed too: a posting read in
-    # order costs far less than a primary-key probe, and each one summed leaves fewer chunks
-    # to probe.
-    summed, total = list(essential), postings
-    for term in sorted(set(reading.bound) - set(essential), key=lambda t: stats.documents[t]):
-        total += stats.documents[term]
-        if total > min(SUM_OTHERS * postings, MAX_EXACT_POSTINGS):
+    lists = _lists(version.pk, stats)
+    scores = _scores(stats, lists)
+    how["postings"] = sum(len(numbers) for numbers, _, _ in lists.values())
+    found: list[tuple[uuid.UUID, float]] = []
+    checked, want = 0, limit if not flt else FILTER_ROUND * limit
+    while len(found) < limit:
+        best = _best_numbers(scores, want)
+        batch = best[checked:]
+        if not len(batch):
             break
-        summed.append(term)
-    needed = threshold - sum(v for t, v in reading.bound.items() if t not in summed)
-    found = _reaching(
-        version.pk,
-        stats,
-        flt,
-        essential,
-        summed,
-        needed,
-        None if exact else MAX_EXACT_POSTINGS // len(summed),
-        2 * limit,
-    )
-    scores.update(_exact_scores(stats, [c for c in found if c not in scores]))
-    how.update(essential_terms=len(essential), summed_terms=len(summed), postings=postings)
-    return _ranked(scores, limit), {**how, "exact": exact}
-
-
-def _threshold(scores: dict[uuid.UUID, float], limit: int) -> float:
-    """The ``limit``-th best exact score (0 with fewer), a little under so rounding never
-    prunes a tie."""
-    if len(scores) < limit:
-        return 0.0
-    return sorted(scores.values(), reverse=True)[limit - 1] * (1 - _SLACK)
-
-
-def _best_of(stats: Statistics, chunk_ids: list[uuid.UUID], limit: int) -> list[uuid.UUID]:
-    """The ``limit`` best of ``chunk_ids``, scored in SQL (a long list never crosses into
-    Python row by row)."""
-    values = {**_scoring(stats, sorted(stats.idf)), "ids": chunk_ids, "limit": limit}
-    return [chunk_id for chunk_id, _ in _summed_top("p.chunk_id = ANY(%(ids)s)", values)]
-
-
-def _summed_top(postings: str, values: dict[str, Any]) -> list[tuple[uuid.UUID, float]]:
-    """The ``limit`` best chunks by the query's terms summed over the postings that match
-    ``postings`` (an SQL condition on ``p``; values bound by name)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
-            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
-            f"JOIN {_POSTINGS} p ON {postings} AND p.term = q.term "
-            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
-            values,
-        )
-        return [(i, float(s)) for i, s in cursor.fetchall()]
+        ids = _chunk_ids(version.pk, batch, flt)
+        ranked = [(ids[n], float(scores[n])) for n in batch.tolist() if n in ids]
+        found.extend(sorted(ranked, key=lambda item: (-item[1], item[0])))
+        checked, want = len(best), want * FILTER_ROUND * 4
+    return sorted(found, key=lambda item: (-item[1], item[0]))[:limit], {**how, "exact": True}
 
 
 def _scoring(stats: Statistics, terms: list[str]) -> dict[str, Any]:
@@ -430,58 +359,33 @@ def _scoring(stats: Statistics, terms: list[str]) -> dict[str, Any]:
     }
 
 
-def _reaching(
-    version_id: Any,
-    stats: Statistics,
-    flt: MetadataFilter,
-    essential: list[str],
-    summed: list[str],
-    needed: float,
-    depth: int | None,
-    limit: int,
-) -> list[uuid.UUID]:
-    """The ``limit`` best chunks holding an essential term: the ``summed`` terms' lists (their
-    ``depth`` strongest postings each, or all) are summed per chunk, chunks whose sum stays
-    under ``needed`` are dropped, and the rest get their other terms by primary key."""
-    where, params = _named(*_filter_sql(flt, "p"))
-    others = sorted(set(stats.idf) - set(summed))
-    values = {
-        **_scoring(stats, summed),
-        "version": version_id,
-        "essential": essential,
-        "depth": depth,
-        "needed": needed,
-        "others": others,
-        "other_idf": [stats.idf[t] for t in others],
-        "limit": limit,
-        **params,
-    }
-    other_weight = _WEIGHT_SQL.replace("q.idf", "o.idf")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH reaching AS (SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS partial "  # noqa: S608 -- tables from _meta, values bound
-            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) CROSS JOIN LATERAL ("
-            f"SELECT p.chunk_id, p.frequency, p.length FROM {_POSTINGS} p "
-            f"WHERE p.index_version_id = %(version)s AND p.term = q.term{where} "
-            "ORDER BY p.key DESC, p.chunk_id LIMIT %(depth)s) AS p "  # LIMIT NULL: all of them
-            "GROUP BY p.chunk_id "
-            "HAVING bool_or(q.term = ANY(%(essential)s)) AND sum("
-            f"{_WEIGHT_SQL}) >= %(needed)s) "
-            "SELECT r.chunk_id FROM reaching r ORDER BY r.partial + coalesce(("
-            f"SELECT sum({other_weight}) FROM unnest(%(others)s::text[], %(other_idf)s::float8[]) "
-            f"AS o(term, idf) JOIN {_POSTINGS} p ON p.chunk_id = r.chunk_id AND p.term = o.term"
-            "), 0) DESC, r.chunk_id LIMIT %(limit)s",
-            values,
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def exhaustive_search(
     version_id: Any, stats: Statistics, flt: MetadataFilter, limit: int
 ) -> list[tuple[uuid.UUID, float]]:
-    """Exact BM25 over every posting of the query's terms, summed in SQL: the ceiling the
-    early stop is measured against."""
+    """Exact BM25 over every posting of the query's terms, summed in SQL row by row: the
+    reference the packed lists are checked and measured against."""
     terms = sorted(stats.idf)
-    where, params = _named(*_filter_sql(flt, "p"))
-    values = {**_scoring(stats, terms), "version": version_id, "limit": limit, **params}
-    return _summed_top(f"p.index_version_id = %(version)s{where}", values)
+    where, params = flt.to_sql("c.metadata") if flt else ("", [])
+    exists = (
+        f" AND EXISTS (SELECT 1 FROM {_CHUNKS} c WHERE c.id = p.chunk_id AND {where})"  # noqa: S608 -- table from _meta, values bound
+        if flt
+        else ""
+    )
+    values = {**_scoring(stats, terms), "version": version_id, "limit": limit}
+    named, filter_values = _named(exists, params)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.chunk_id, sum({_WEIGHT_SQL}) AS score "  # noqa: S608 -- table from _meta, values bound
+            "FROM unnest(%(terms)s::text[], %(idf)s::float8[]) AS q(term, idf) "
+            f"JOIN {_POSTINGS} p ON p.index_version_id = %(version)s AND p.term = q.term{named} "
+            "GROUP BY p.chunk_id ORDER BY score DESC, p.chunk_id LIMIT %(limit)s",
+            {**values, **filter_values},
+        )
+        return [(i, float(s)) for i, s in cursor.fetchall()]
+
+
+def _named(where: str, params: list[Any]) -> tuple[str, dict[str, Any]]:
+    """A filter's positional placeholders as named ones (``%(f0)s``...), to sit beside others."""
+    parts = where.split("%s")
+    named = "".join(f"{part}%(f{n})s" for n, part in enumerate(parts[:-1])) + parts[-1]
+    return named, {f"f{n}": value for n, value in enumerate(params)}

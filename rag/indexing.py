@@ -44,7 +44,8 @@ from rag.parsing import Block
 
 logger = logging.getLogger("automate.rag")
 
-#: Called with progress as documents are indexed: {"phase", "total", "done"}.
+#: Called with progress as documents are indexed, then as keyword lists are packed:
+#: {"phase", "total", "done"}.
 Progress = Callable[[dict[str, Any]], None]
 #: Called inside each batch's transaction (an outbox handler records its progress there).
 Checkpoint = Callable[[dict[str, Any]], None]
@@ -307,7 +308,15 @@ def reconcile(
                 checkpoint(dict(state))
         if progress:
             progress(dict(state))
+    # After the batches' transactions: a long list is packed once, with all its new postings.
+    bm25.pack(version.pk, progress=_pack_progress(progress))
     return report
+
+
+def _pack_progress(progress: Progress | None) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress({"phase": "pack", "total": total, "done": done})
 
 
 def _chunk_metadata(document: Document, source: KnowledgeSource) -> dict[str, Any]:

@@ -357,8 +357,7 @@ class KeywordIndex(models.Model):
 
     ``chunks`` and ``total_length`` are kept by the database (statement triggers on
     :class:`KeywordPosting`), so every path that adds or deletes chunks keeps them right.
-    ``reference_length`` is the avgdl the postings' ``key`` was computed with (see
-    :mod:`rag.bm25`); it is set by the first chunks written and never changes.
+    ``numbered`` counts the chunk numbers handed out (:class:`KeywordDocument`).
     """
 
     index_version = models.OneToOneField(
@@ -372,7 +371,8 @@ class KeywordIndex(models.Model):
     chunks = models.BigIntegerField(default=0)
     #: Sum of the chunks' lengths in terms (stop words excluded), so avgdl = total / N.
     total_length = models.BigIntegerField(default=0)
-    reference_length = models.FloatField(null=True, blank=True)
+    #: Chunk numbers handed out so far; the next chunk gets this one.
+    numbered = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"BM25 of {self.index_version_id}"
@@ -394,16 +394,17 @@ class KeywordTerm(models.Model):
     term = models.TextField()
     #: df: chunks of the version holding the term.
     documents = models.IntegerField()
+    #: Drawn from a sequence each time the term's postings change (by the database, like
+    #: ``documents``); a packed list stamped with another value is stale.
+    generation = models.BigIntegerField(editable=False)
 
     def __str__(self) -> str:
         return self.term
 
 
 class KeywordPosting(models.Model):
-    """One term of one chunk: its frequency, the chunk's length, and ``key``, the BM25
-    term-frequency component at the version's reference length, which orders a term's postings
-    in the ``(index_version, term, key DESC, chunk)`` index so a query reads the strongest first
-    (equal ones by chunk id, the order ties are broken in).
+    """One term of one chunk: its frequency and the chunk's length. The rows are what the
+    statistics triggers and deletes work on; queries read them packed (:class:`KeywordList`).
 
     Deleted with the chunk by the database (ON DELETE CASCADE, see the migration): the ORM
     never has to collect millions of rows.
@@ -427,17 +428,69 @@ class KeywordPosting(models.Model):
     term = models.TextField()
     frequency = models.IntegerField()
     length = models.IntegerField()
-    key = models.FloatField()
 
     class Meta:
         indexes = [
-            # Chunk id last: postings of equal weight come in the exact search's tie order.
+            # A term's postings, read whole when its list is packed.
             models.Index(
-                fields=["index_version", "term", "-key", "chunk"],
-                include=["frequency", "length"],
-                name="rag_posting_top",
+                fields=["index_version", "term"],
+                include=["chunk", "frequency", "length"],
+                name="rag_posting_term",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.term} in {self.chunk_id}"
+
+
+class KeywordDocument(models.Model):
+    """A chunk's number in its version's keyword index: dense from 0, so a query adds scores
+    into an array indexed by number. Handed out by :func:`rag.bm25.index_chunks`, never
+    reused; deleted with the chunk by the database (ON DELETE CASCADE, see the migration)."""
+
+    chunk = models.OneToOneField(
+        Chunk, on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True, related_name="+"
+    )
+    index_version = models.ForeignKey(
+        IndexVersion,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the unique constraint leads with it
+        related_name="+",
+    )
+    number = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["index_version", "number"], name="rag_keyword_document_number"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} of {self.index_version_id}"
+
+
+class KeywordList(models.Model):
+    """One term's postings packed for queries: chunk numbers (int4), tf and dl (int2), each an
+    array of big-endian values in number order, stamped with the term's ``generation`` when
+    packed (:func:`rag.bm25.pack`). Stored uncompressed (``STORAGE EXTERNAL``): reading a
+    list is a copy, not a decompression."""
+
+    pk = models.CompositePrimaryKey("index_version", "term")
+    # Deleted with the version by the database (ON DELETE CASCADE, see the migration).
+    index_version = models.ForeignKey(
+        IndexVersion,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the primary key leads with it
+        related_name="+",
+    )
+    term = models.TextField()
+    generation = models.BigIntegerField()
+    numbers = models.BinaryField()
+    frequencies = models.BinaryField()
+    lengths = models.BinaryField()
+
+    def __str__(self) -> str:
+        return self.term

@@ -1,8 +1,8 @@
 """Hybrid retrieval over one index version: vector (HNSW or exact) + BM25, fused (:func:`fuse`).
 
 The vector side walks the version's own HNSW graph (or searches exactly when a filter is
-selective, or when the graph comes back short), the keyword side is BM25 over the version's
-term-impact table (:mod:`rag.bm25`), and both apply the same metadata filter in SQL.
+selective, or when the graph comes back short), the keyword side is BM25 from the version's
+packed keyword lists (:mod:`rag.bm25`), and both apply the same metadata filter in SQL.
 :mod:`rag.services` puts the pieces together.
 Table names come from the models' ``_meta``; every value, the version id included, is bound.
 """
@@ -354,8 +354,8 @@ def fetch_pg(chunk_ids: list[uuid.UUID]) -> list[tuple[Any, ...]]:
 def keyword_search_pg(
     version: Any, text: str, flt: MetadataFilter, limit: int
 ) -> tuple[list[tuple[uuid.UUID, float]], dict[str, Any]]:
-    """The ``limit`` best chunks by BM25, read from the version's term-impact table with an
-    early stop that is exact (:func:`rag.bm25.search`), and how they were found."""
+    """The ``limit`` best chunks by exact BM25, scored from the version's packed keyword lists
+    (:func:`rag.bm25.search`), and how they were found."""
     from rag import bm25
 
     return bm25.search(version, text, flt, limit)

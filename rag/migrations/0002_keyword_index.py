@@ -56,18 +56,12 @@ DROP FUNCTION IF EXISTS rag_keyword_postings_added();
 
 
 def create_postgres_objects(apps, schema_editor):
-    """Postgres only: cascades done by the database (the ORM never collects postings), the
-    triggers that keep N, total length and df, and postings for the chunks already indexed."""
+    """Postgres only: cascades done by the database (the ORM never collects postings) and the
+    triggers that keep N, total length and df. Chunks indexed before get their postings in
+    0005, whose code matches the tables as they are then."""
     if schema_editor.connection.vendor != "postgresql":
         return
     schema_editor.execute(POSTGRES_OBJECTS)
-    from rag import bm25
-    from rag.models import IndexVersion
-
-    for version in IndexVersion.objects.filter(chunks__isnull=False).distinct():
-        ids = list(version.chunks.values_list("pk", flat=True))
-        for start in range(0, len(ids), 5000):
-            bm25.index_chunks(version.pk, ids[start : start + 5000])
 
 
 def drop_postgres_objects(apps, schema_editor):
