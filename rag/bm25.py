@@ -27,7 +27,9 @@ SQL sum of :func:`exhaustive_search` and ties (broken by chunk id) fall alike.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,8 @@ _TERMS = KeywordTerm._meta.db_table
 
 #: Terms packed per statement by :func:`pack`.
 PACK_BATCH = 500
+#: A list's (tf, dl) pairs are tabulated whole up to this many (see :class:`_List`).
+DENSE_PAIRS = 65_536
 #: Candidates checked against a metadata filter in the first round (times the limit); each
 #: further round checks this many times more.
 FILTER_ROUND = 4
@@ -237,58 +241,134 @@ def statistics(version_id: Any, text: str) -> Statistics | None:
     )
 
 
-_Packed = tuple[np.ndarray, np.ndarray, np.ndarray]
+@dataclass(frozen=True)
+class _List:
+    """A term's packed list, ready to score: chunk numbers, and per posting the index of its
+    (tf, dl) pair among the list's distinct pairs, whose weights a query computes once each."""
+
+    numbers: np.ndarray  # int32, ascending
+    pairs: np.ndarray  # int32 per posting: an index into tf and dl
+    tf: np.ndarray  # float64 per distinct pair
+    dl: np.ndarray  # float64 per distinct pair
+
+    @classmethod
+    def unpack(cls, numbers: bytes, frequencies: bytes, lengths: bytes) -> _List:
+        tf = np.frombuffer(frequencies, dtype=">i2").astype(np.int32)
+        dl = np.frombuffer(lengths, dtype=">i2").astype(np.int32)
+        width = int(dl.max(initial=0)) + 1
+        height = int(tf.max(initial=0)) + 1
+        if height * width <= DENSE_PAIRS:
+            # Every pair up to the largest tf and dl (the usual case: no sort needed).
+            pairs = tf * width + dl
+            distinct_tf, distinct_dl = np.divmod(np.arange(height * width), width)
+        else:  # a long chunk repeating a word: only the pairs that occur
+            distinct, inverse = np.unique(tf.astype(np.int64) << 16 | dl, return_inverse=True)
+            pairs = inverse.astype(np.int32)
+            distinct_tf, distinct_dl = distinct >> 16, distinct & 0xFFFF
+        return cls(
+            numbers=np.frombuffer(numbers, dtype=">i4").astype(np.int32),
+            pairs=pairs,
+            tf=distinct_tf.astype(np.float64),
+            dl=distinct_dl.astype(np.float64),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.numbers.nbytes + self.pairs.nbytes + self.tf.nbytes + self.dl.nbytes
 
 
-def _lists(version_id: Any, stats: Statistics) -> dict[str, _Packed]:
-    """The query terms' packed lists: stored ones whose generation is the term's, the others
-    packed now (and stored for the next query). Fetched in binary: no hex text to decode."""
-    terms = sorted(stats.idf)
+class _Kept:
+    """Lists this process has read, by (version, term, generation), least recently used out
+    past ``KEYWORD_LIST_CACHE_MB``. A generation is drawn once, from a sequence, so a kept
+    list is exactly the stored row it was read from: it is never stale, only unused."""
+
+    def __init__(self) -> None:
+        self._lists: OrderedDict[tuple[str, str, int], _List] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int]) -> _List | None:
+        with self._lock:
+            found = self._lists.get(key)
+            if found is not None:
+                self._lists.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str, int], packed: _List, capacity: int) -> None:
+        with self._lock:
+            if key in self._lists or packed.nbytes > capacity:
+                return
+            self._lists[key] = packed
+            self._bytes += packed.nbytes
+            while self._bytes > capacity:
+                _, dropped = self._lists.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lists.clear()
+            self._bytes = 0
+
+
+_kept = _Kept()
+
+
+def _lists(version_id: Any, stats: Statistics) -> dict[str, _List]:
+    """The query terms' packed lists: kept ones, then stored ones whose generation is the
+    term's, then the others packed now (and stored for the next query). Fetched in binary:
+    no hex text to decode."""
+    from rag.conf import rag_settings
+
+    capacity = int(rag_settings.KEYWORD_LIST_CACHE_MB) * 2**20
+    key = {t: (str(version_id), t, stats.generations[t]) for t in stats.idf}
+    lists = {t: found for t in sorted(key) if (found := _kept.get(key[t])) is not None}
+    missing = sorted(set(key) - set(lists))
+    if not missing:
+        return lists
+    rows: dict[str, tuple[Any, ...]] = {}
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             f"SELECT term, numbers, frequencies, lengths FROM {_LISTS} "  # noqa: S608 -- table from _meta, values bound
             "WHERE index_version_id = %s AND term = ANY(%s) AND generation = ANY(%s)",
-            [version_id, terms, [stats.generations[t] for t in terms]],
+            [version_id, missing, [stats.generations[t] for t in missing]],
             binary=True,
         )
-        rows = {row[0]: row for row in cursor.fetchall()}
         # A generation of another term can never match: each value is drawn once.
-        stale = [t for t in terms if t not in rows]
+        rows.update({row[0]: row for row in cursor.fetchall()})
+        stale = [t for t in missing if t not in rows]
         if stale:
             cursor.execute(
                 f"WITH packed AS ({_PACKED}), stored AS ({_STORE}) "  # noqa: S608 -- constants
-                "SELECT term, numbers, frequencies, lengths FROM packed",
+                "SELECT term, numbers, frequencies, lengths, generation FROM packed",
                 {"version": version_id, "terms": stale},
                 binary=True,
             )
-            rows.update({row[0]: row for row in cursor.fetchall()})
-    return {
-        term: (
-            np.frombuffer(numbers, dtype=">i4"),
-            np.frombuffer(frequencies, dtype=">i2"),
-            np.frombuffer(lengths, dtype=">i2"),
-        )
-        for term, numbers, frequencies, lengths in rows.values()
-    }
+            # Packed from this statement's snapshot: kept under the generation it saw.
+            for term, *packed, generation in cursor.fetchall():
+                rows[term] = (term, *packed)
+                key[term] = (str(version_id), term, generation)
+    for term, (_, numbers, frequencies, lengths) in rows.items():
+        lists[term] = _List.unpack(numbers, frequencies, lengths)
+        _kept.put(key[term], lists[term], capacity)
+    return lists
 
 
-def _scores(stats: Statistics, lists: dict[str, _Packed]) -> np.ndarray:
+def _scores(stats: Statistics, lists: dict[str, _List]) -> np.ndarray:
     """Every chunk's score, indexed by number: the terms added in term order, each weight with
-    :data:`_WEIGHT_SQL`'s operations in its order (so the sums equal the SQL ones bit for bit)."""
+    :data:`_WEIGHT_SQL`'s operations in its order (so the sums equal the SQL ones bit for bit).
+    A term's weight takes one value per (tf, dl) pair: computed once per pair, looked up per
+    posting."""
     k1, b, avgdl = stats.k1, stats.b, stats.avgdl
     # A list packed by this query reads a later snapshot than the statistics: it may hold a
     # chunk numbered since (numbers come sorted, so the last is the largest).
-    last = max((int(numbers[-1]) for numbers, _, _ in lists.values() if len(numbers)), default=-1)
+    last = max((int(p.numbers[-1]) for p in lists.values() if len(p.numbers)), default=-1)
     scores = np.zeros(max(stats.numbered, last + 1))
     for term in sorted(lists):
-        numbers, frequencies, lengths = lists[term]
-        if not len(numbers):
-            continue
-        # k1 * (1 - b + b * dl / avgdl) for each length that occurs, looked up per posting.
-        norm = k1 * (1 - b + b * np.arange(int(lengths.max()) + 1) / avgdl)
-        tf = frequencies.astype(np.float64)
-        scores[numbers] += stats.idf[term] * tf * (k1 + 1) / (tf + norm[lengths])
+        packed = lists[term]
+        tf, dl = packed.tf, packed.dl
+        weights = stats.idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))
+        scores[packed.numbers] += weights[packed.pairs]
     return scores
 
 
@@ -333,7 +413,7 @@ def search(
         return [], how
     lists = _lists(version.pk, stats)
     scores = _scores(stats, lists)
-    how["postings"] = sum(len(numbers) for numbers, _, _ in lists.values())
+    how["postings"] = sum(len(packed.numbers) for packed in lists.values())
     found: list[tuple[uuid.UUID, float]] = []
     checked, want = 0, limit if not flt else FILTER_ROUND * limit
     while len(found) < limit:

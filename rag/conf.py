@@ -41,9 +41,11 @@ rag_settings = AppSettings(
         "EXACT_SEARCH_MAX_ROWS": 5000,
         # Upper bound of hnsw.ef_search (pgvector accepts up to 1000).
         "MAX_EF_SEARCH": 1000,
-        # work_mem of the keyword side's queries: summing a long posting list groups one row
-        # per chunk, and a hash table that spills to disk takes 3x as long.
+        # work_mem of the statements that pack keyword lists (they sort each term's postings).
         "KEYWORD_WORK_MEM": "64MB",
+        # Packed keyword lists each process keeps after reading them, in MB (0: none). Common
+        # terms recur in most queries; a kept list is never stale (see rag.bm25).
+        "KEYWORD_LIST_CACHE_MB": 256,
         # Largest top_k a query may ask for.
         "MAX_TOP_K": 100,
         # Retired index versions kept per endpoint (for rollback); older ones are dropped.
