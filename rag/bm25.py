@@ -428,17 +428,6 @@ def search(
     return sorted(found, key=lambda item: (-item[1], item[0]))[:limit], {**how, "exact": True}
 
 
-def _scoring(stats: Statistics, terms: list[str]) -> dict[str, Any]:
-    """The values :data:`_WEIGHT_SQL` reads, for ``terms``."""
-    return {
-        "k1": stats.k1,
-        "b": stats.b,
-        "avgdl": stats.avgdl,
-        "terms": terms,
-        "idf": [stats.idf[t] for t in terms],
-    }
-
-
 def exhaustive_search(
     version_id: Any, stats: Statistics, flt: MetadataFilter, limit: int
 ) -> list[tuple[uuid.UUID, float]]:
@@ -451,7 +440,15 @@ def exhaustive_search(
         if flt
         else ""
     )
-    values = {**_scoring(stats, terms), "version": version_id, "limit": limit}
+    values = {
+        "k1": stats.k1,
+        "b": stats.b,
+        "avgdl": stats.avgdl,
+        "terms": terms,
+        "idf": [stats.idf[t] for t in terms],
+        "version": version_id,
+        "limit": limit,
+    }
     named, filter_values = _named(exists, params)
     with connection.cursor() as cursor:
         cursor.execute(
