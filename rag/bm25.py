@@ -20,8 +20,9 @@ statement) and scores them with numpy, exactly::
 with N, df and avgdl as they are at query time. Every posting of the query's terms counts, so
 the top-k is always the exact one, and its cost is a read of contiguous bytes and a few vector
 operations per posting instead of a row per posting through the executor. The terms are summed
-in term order with the expression of :data:`_WEIGHT_SQL`, so scores are bit-identical to the
-SQL sum of :func:`exhaustive_search` and ties (broken by chunk id) fall alike.
+in term order with the expression of :data:`_WEIGHT_SQL`, so scores equal the SQL sum of
+:func:`exhaustive_search` to the last bit where SQL adds a chunk's terms in the same order (its
+plan decides), and within rounding otherwise; ties are broken by chunk id.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def index_chunks(version_id: Any, chunk_ids: Sequence[uuid.UUID]) -> None:
 
 #: Each term's postings as three arrays in chunk-number order: numbers (int4), tf and dl
 #: (int2; a chunk is far shorter than 32,767 terms), big-endian as ``int4send`` writes them.
-#: With the term's current generation; ``%(terms)s`` NULL packs every stale term.
+#: With the term's current generation.
 _PACKED = (
     "SELECT t.term, t.generation, "  # noqa: S608 -- tables from _meta, values bound
     "string_agg(int4send(d.number), '' ORDER BY d.number) AS numbers, "
@@ -190,16 +191,14 @@ def pack(version_id: Any, progress: Callable[[int, int], None] | None = None) ->
 
 @dataclass(frozen=True)
 class Statistics:
-    """What scoring a query needs: k1, b, N, avgdl, how many numbers the version has handed
-    out, and each query term's idf, df and generation (terms with no postings dropped)."""
+    """What scoring a query needs: k1, b, avgdl, how many numbers the version has handed out,
+    and each query term's idf and generation (terms with no postings dropped)."""
 
     k1: float
     b: float
-    chunks: int
     avgdl: float
     numbered: int
     idf: dict[str, float]
-    documents: dict[str, int]
     generations: dict[str, int]
 
 
@@ -232,11 +231,9 @@ def statistics(version_id: Any, text: str) -> Statistics | None:
     return Statistics(
         k1=k1,
         b=b,
-        chunks=chunks,
         avgdl=total / chunks,
         numbered=numbered,
         idf={row[5]: idf(chunks, row[6]) for row in rows},
-        documents={row[5]: row[6] for row in rows},
         generations={row[5]: row[7] for row in rows},
     )
 
@@ -356,7 +353,7 @@ def _lists(version_id: Any, stats: Statistics) -> dict[str, _List]:
 
 def _scores(stats: Statistics, lists: dict[str, _List]) -> np.ndarray:
     """Every chunk's score, indexed by number: the terms added in term order, each weight with
-    :data:`_WEIGHT_SQL`'s operations in its order (so the sums equal the SQL ones bit for bit).
+    :data:`_WEIGHT_SQL`'s operations in its order (see the module docstring).
     A term's weight takes one value per (tf, dl) pair: computed once per pair, looked up per
     posting."""
     k1, b, avgdl = stats.k1, stats.b, stats.avgdl
@@ -422,8 +419,7 @@ def search(
         if not len(batch):
             break
         ids = _chunk_ids(version.pk, batch, flt)
-        ranked = [(ids[n], float(scores[n])) for n in batch.tolist() if n in ids]
-        found.extend(sorted(ranked, key=lambda item: (-item[1], item[0])))
+        found.extend((ids[n], float(scores[n])) for n in batch.tolist() if n in ids)
         checked, want = len(best), want * FILTER_ROUND * 4
     return sorted(found, key=lambda item: (-item[1], item[0]))[:limit], {**how, "exact": True}
 
